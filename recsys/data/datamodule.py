@@ -1,0 +1,118 @@
+"""LightningDataModule over any data source: the data are loaded once and kept as tensors on the
+training device; batches are slices, negatives are sampled there (see `loaders`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import hydra
+import pytorch_lightning as pl
+import torch
+from omegaconf import DictConfig
+
+from recsys.data.csr import UserItemCSR
+from recsys.data.interactions import InteractionData
+from recsys.data.loaders import NegativeSampler, RankingBatches, TrainBatches
+
+
+class InteractionDataModule(pl.LightningDataModule):
+    def __init__(
+        self,
+        source: Callable[[], InteractionData],
+        batch_size: int = 1024,
+        num_negatives: int = 1,
+        negative_sampling: str = "uniform",
+        negative_alpha: float = 1.0,
+        eval_chunk_elements: int = 2**24,
+        seed: int = 0,
+    ):
+        super().__init__()
+        self.source = source
+        self.batch_size, self.num_negatives, self.seed = batch_size, num_negatives, seed
+        self.negative_sampling, self.negative_alpha = negative_sampling, negative_alpha
+        self.eval_chunk_elements = eval_chunk_elements
+        self.data: InteractionData | None = None
+
+    # ----- loading -----
+    def load(self) -> InteractionData:
+        """Load (once) and return the data; also usable without a Trainer."""
+        if self.data is None:
+            self.data = self.source()
+        return self.data
+
+    def setup(self, stage: str | None = None) -> None:
+        self.load()
+
+    @property
+    def item_counts(self) -> torch.Tensor:
+        data = self.load()
+        return torch.bincount(data.train.items, minlength=data.num_items)
+
+    def negative_sampler(self) -> NegativeSampler:
+        return NegativeSampler(
+            self.load().num_items, self.item_counts, self.negative_sampling, self.negative_alpha
+        )
+
+    def _device(self) -> torch.device:
+        trainer = getattr(self, "trainer", None)
+        return trainer.strategy.root_device if trainer is not None else torch.device("cpu")
+
+    def _epoch(self) -> int:
+        trainer = getattr(self, "trainer", None)
+        return trainer.current_epoch if trainer is not None else 0
+
+    # ----- loaders -----
+    def train_batches(self, device: torch.device | None = None) -> TrainBatches:
+        train = self.load().train
+        tensors = {"users": train.users, "items": train.items}
+        if train.labels is not None:
+            tensors["labels"] = train.labels
+        loader = TrainBatches(
+            tensors,
+            self.batch_size,
+            self.num_negatives,
+            self.negative_sampler(),
+            self.seed,
+            self._epoch,
+        )
+        return loader.to(device or self._device())
+
+    def ranking_batches(self, stage: str, device: torch.device | None = None) -> RankingBatches:
+        """Users with at least one target in `stage` ('val' or 'test'), with seen items masked.
+
+        Validation masks training items; test masks training and validation items (both are known
+        interactions at test time).
+        """
+        data = self.load()
+        train = UserItemCSR.from_pairs(data.train.users, data.train.items, data.num_users)
+        if stage == "val":
+            seen, split = train, data.valid
+        elif stage == "test":
+            valid = UserItemCSR.from_pairs(data.valid.users, data.valid.items, data.num_users)
+            seen, split = train.union(valid), data.test
+        else:
+            raise ValueError(f"stage must be 'val' or 'test', got {stage!r}")
+        targets = UserItemCSR.from_pairs(split.users, split.items, data.num_users)
+        users = torch.nonzero(targets.row_lengths() > 0).view(-1)
+        chunk = max(1, self.eval_chunk_elements // max(1, data.num_items))
+        return RankingBatches(users, seen, targets, chunk).to(device or self._device())
+
+    def train_dataloader(self) -> TrainBatches:
+        return self.train_batches()
+
+    def val_dataloader(self) -> RankingBatches:
+        return self.ranking_batches("val")
+
+    def test_dataloader(self) -> RankingBatches:
+        return self.ranking_batches("test")
+
+
+def build_datamodule(data_cfg: DictConfig, seed: int) -> InteractionDataModule:
+    """`data` config = a source (`_target_` and its user-facing keys) plus `loader` knobs.
+
+    Keeping the source keys at the top level makes overrides short: `data.root=...`, `data.train=...`.
+    """
+    source_cfg = {k: v for k, v in data_cfg.items() if k != "loader"}
+    source = hydra.utils.instantiate(source_cfg)
+    return InteractionDataModule(source, seed=seed, **(data_cfg.get("loader") or {}))

@@ -1,0 +1,137 @@
+"""Tensor-resident batch iterables: batches are slices of a permutation, negatives drawn on the device.
+
+These replace a `Dataset` + `DataLoader`: a per-example `__getitem__` and collation cost more than the
+model step for recommenders (benchmarks/train_throughput.py measures it). Lightning accepts any
+iterable with a length as a loader.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import torch
+from torch import Tensor
+
+from recsys.data.csr import UserItemCSR
+
+
+class NegativeSampler:
+    """Draws item indices uniformly or in proportion to popularity**alpha, on the tensors' device."""
+
+    def __init__(
+        self,
+        num_items: int,
+        item_counts: Tensor | None = None,
+        mode: str = "uniform",
+        alpha: float = 1.0,
+    ):
+        if mode not in ("uniform", "popularity"):
+            raise ValueError(f"negative_sampling must be 'uniform' or 'popularity', got {mode!r}")
+        self.num_items, self.mode = num_items, mode
+        self.probs = None
+        if mode == "popularity":
+            if item_counts is None:
+                raise ValueError("popularity sampling needs item counts")
+            weights = item_counts.double().clamp(min=0) ** alpha
+            self.probs = (weights / weights.sum()).float()
+
+    def to(self, device: torch.device) -> NegativeSampler:
+        if self.probs is not None:
+            self.probs = self.probs.to(device)
+        return self
+
+    def sample(
+        self, shape: tuple[int, ...], generator: torch.Generator, device: torch.device
+    ) -> Tensor:
+        n = 1
+        for s in shape:
+            n *= s
+        if self.probs is None:
+            return torch.randint(self.num_items, shape, generator=generator, device=device)
+        return torch.multinomial(self.probs, n, replacement=True, generator=generator).view(shape)
+
+
+class TrainBatches:
+    """Shuffled minibatches of (user, item[, label]) rows plus sampled negatives.
+
+    Shuffling and negatives use a generator seeded by (seed, epoch), so an epoch is the same whether
+    the run was resumed from a checkpoint or not.
+    """
+
+    def __init__(
+        self,
+        tensors: dict[str, Tensor],
+        batch_size: int,
+        num_negatives: int,
+        sampler: NegativeSampler,
+        seed: int,
+        epoch_fn: Callable[[], int],
+        drop_last: bool = False,
+    ):
+        self.tensors, self.batch_size, self.num_negatives = tensors, batch_size, num_negatives
+        self.sampler, self.seed, self.epoch_fn, self.drop_last = sampler, seed, epoch_fn, drop_last
+        self.num_rows = int(next(iter(tensors.values())).numel())
+
+    def __len__(self) -> int:
+        full, rest = divmod(self.num_rows, self.batch_size)
+        return full if (self.drop_last or rest == 0) else full + 1
+
+    def to(self, device: torch.device) -> TrainBatches:
+        self.tensors = {k: v.to(device) for k, v in self.tensors.items()}
+        self.sampler.to(device)
+        return self
+
+    def __iter__(self) -> Iterator[dict[str, Tensor]]:
+        device = next(iter(self.tensors.values())).device
+        gen = torch.Generator(device=device)
+        gen.manual_seed(self.seed * 100_003 + self.epoch_fn())
+        order = torch.randperm(self.num_rows, generator=gen, device=device)
+        for b in range(len(self)):
+            idx = order[b * self.batch_size : (b + 1) * self.batch_size]
+            batch = {k: v[idx] for k, v in self.tensors.items()}
+            if self.num_negatives > 0:
+                batch["negatives"] = self.sampler.sample(
+                    (idx.numel(), self.num_negatives), gen, device
+                )
+            yield batch
+
+
+class RankingBatches:
+    """Chunks of users to rank against the full catalogue, with their masks and targets.
+
+    Each batch holds `users` (B,), `exclude` and `targets` as (row in chunk, item) coordinates, and
+    `num_targets` (B,). The chunk size bounds memory: B x num_items scores at a time.
+    """
+
+    def __init__(self, users: Tensor, seen: UserItemCSR, targets: UserItemCSR, chunk_users: int):
+        self.users, self.seen, self.targets, self.chunk_users = (
+            users,
+            seen,
+            targets,
+            max(1, chunk_users),
+        )
+
+    def __len__(self) -> int:
+        return (self.users.numel() + self.chunk_users - 1) // self.chunk_users
+
+    def to(self, device: torch.device) -> RankingBatches:
+        self.users, self.seen, self.targets = (
+            self.users.to(device),
+            self.seen.to(device),
+            self.targets.to(device),
+        )
+        return self
+
+    def __iter__(self) -> Iterator[dict[str, Tensor]]:
+        for start in range(0, self.users.numel(), self.chunk_users):
+            users = self.users[start : start + self.chunk_users]
+            ex_rows, ex_items = self.seen.coords(users)
+            t_rows, t_items = self.targets.coords(users)
+            yield {
+                "users": users,
+                "exclude_rows": ex_rows,
+                "exclude_items": ex_items,
+                "target_rows": t_rows,
+                "target_items": t_items,
+                "num_targets": self.targets.row_lengths(users),
+            }

@@ -1,0 +1,51 @@
+"""Evaluate any scorer (the `user_embedding` / `item_embedding` / `score_all_items` contract) outside Lightning.
+
+Used for baselines, benchmarks and tests; the LightningModule runs the same two functions per batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import torch
+from torch import Tensor, nn
+
+from recsys.metrics.ranking import RankingAccumulator, topk_items
+
+
+def score_all_items(scorer: nn.Module, users: Tensor) -> Tensor:
+    """(B, I) float32 scores; uses the scorer's own `score_all_items` when it has one."""
+    with torch.autocast(device_type=users.device.type, enabled=False):
+        if hasattr(scorer, "score_all_items"):
+            return scorer.score_all_items(users).float()
+        items = torch.arange(scorer.num_items, device=users.device)
+        return scorer.user_embedding(users).float() @ scorer.item_embedding(items).float().T
+
+
+def rank_batch(scorer: nn.Module, batch: dict[str, Tensor], k: int) -> Tensor:
+    scores = score_all_items(scorer, batch["users"])
+    return topk_items(scores, k, (batch["exclude_rows"], batch["exclude_items"]))
+
+
+@torch.no_grad()
+def evaluate_ranking(
+    scorer: nn.Module,
+    batches: Iterable[dict[str, Tensor]],
+    ks: list[int],
+    num_items: int,
+    keep_per_user: bool = False,
+) -> tuple[dict[str, float], dict[str, Tensor]]:
+    """Mean metrics and (optionally) the per-user table over all chunks of `batches`."""
+    acc = RankingAccumulator(ks, num_items, keep_per_user)
+    was_training = scorer.training
+    scorer.eval()
+    for batch in batches:
+        topk = rank_batch(scorer, batch, max(ks))
+        acc.update(
+            batch["users"],
+            topk,
+            (batch["target_rows"], batch["target_items"]),
+            batch["num_targets"],
+        )
+    scorer.train(was_training)
+    return acc.compute(), acc.per_user_table()

@@ -1,0 +1,114 @@
+"""Full-ranking metrics over the whole catalogue, on tensors, one chunk of users at a time.
+
+Conventions (README, "Metrics"):
+- every item is ranked; the user's seen items (training, and validation at test time) are masked;
+- ties are broken by the lower item index, on every device (see `topk_items`);
+- Recall@K = hits in top-K / number of the user's test items;
+- NDCG@K with binary gains, ideal DCG over min(K, number of test items);
+- HR@K = 1 if any hit; MRR@K = 1 / rank of the first hit (0 if none); Precision@K = hits / K;
+- means are over users with at least one test item; coverage@K = distinct items recommended / items.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+METRIC_NAMES = ("recall", "ndcg", "hr", "mrr", "precision")
+
+
+def _sortable_keys(scores: Tensor) -> Tensor:
+    """int64 keys whose order is (score desc, item index asc): topk on them breaks ties by index.
+
+    torch.topk leaves the order of equal scores unspecified; packing the float's order-preserving
+    bit pattern above the inverted item index makes the result exact and identical on CPU and GPU.
+    """
+    bits = scores.float().contiguous().view(torch.int32)
+    ordered = bits ^ ((bits >> 31) & 0x7FFFFFFF)  # monotone in the float value, as signed int32
+    index = torch.arange(scores.shape[-1], device=scores.device, dtype=torch.int64)
+    return (ordered.to(torch.int64) << 32) + (0xFFFFFFFF - index)
+
+
+def topk_items(scores: Tensor, k: int, exclude: tuple[Tensor, Tensor] | None = None) -> Tensor:
+    """Top-k item indices per row of `scores` (B, I), with `exclude` = (row, item) coordinates masked."""
+    scores = scores.float().clone() if exclude is not None else scores.float()
+    if exclude is not None:
+        scores[exclude[0], exclude[1]] = float("-inf")
+    k = min(k, scores.shape[1])
+    _, idx = torch.topk(_sortable_keys(scores), k, dim=1)
+    return idx  # (B, k)
+
+
+def hits_matrix(topk: Tensor, targets: tuple[Tensor, Tensor], num_items: int) -> Tensor:
+    """(B, k) bool: is the item at each rank one of the user's test items."""
+    relevant = torch.zeros(topk.shape[0], num_items, dtype=torch.bool, device=topk.device)
+    relevant[targets[0], targets[1]] = True
+    return relevant.gather(1, topk)
+
+
+def per_user_metrics(hits: Tensor, num_targets: Tensor, ks: list[int]) -> dict[str, Tensor]:
+    """Per-user metric values (B,) for each `name@k`, from the (B, max k) hit matrix."""
+    hits = hits.float()
+    n_rel = num_targets.float().clamp(min=1)
+    ranks = torch.arange(1, hits.shape[1] + 1, device=hits.device, dtype=torch.float32)
+    discounts = 1.0 / torch.log2(ranks + 1.0)  # (K,)
+    ideal_cum = torch.cumsum(discounts, 0)  # ideal DCG for 1..K relevant items
+    first_hit = torch.where(
+        hits.any(1), hits.argmax(1).float() + 1.0, torch.full_like(n_rel, float("inf"))
+    )
+    out: dict[str, Tensor] = {}
+    for k in ks:
+        kk = min(k, hits.shape[1])
+        h = hits[:, :kk]
+        n_hits = h.sum(1)
+        ideal = ideal_cum[(num_targets.clamp(min=1, max=kk) - 1).long()]
+        out[f"recall@{k}"] = n_hits / n_rel
+        out[f"ndcg@{k}"] = (h * discounts[:kk]).sum(1) / ideal
+        out[f"hr@{k}"] = (n_hits > 0).float()
+        out[f"mrr@{k}"] = torch.where(first_hit <= kk, 1.0 / first_hit, torch.zeros_like(n_rel))
+        out[f"precision@{k}"] = n_hits / k
+    return out
+
+
+class RankingAccumulator:
+    """Sums per-user metrics and recommended-item sets over chunks; `compute` gives the means."""
+
+    def __init__(self, ks: list[int], num_items: int, keep_per_user: bool = False):
+        self.ks, self.num_items, self.keep_per_user = list(ks), num_items, keep_per_user
+        self.reset()
+
+    def reset(self) -> None:
+        self.sums: dict[str, Tensor] = {}
+        self.count = 0
+        self.recommended: dict[int, Tensor] = {}
+        self.per_user: list[tuple[Tensor, dict[str, Tensor]]] = []
+
+    def update(
+        self, users: Tensor, topk: Tensor, targets: tuple[Tensor, Tensor], num_targets: Tensor
+    ) -> None:
+        values = per_user_metrics(hits_matrix(topk, targets, self.num_items), num_targets, self.ks)
+        for name, v in values.items():
+            self.sums[name] = self.sums.get(name, 0.0) + v.double().sum()
+        self.count += int(users.numel())
+        for k in self.ks:
+            seen = self.recommended.setdefault(
+                k, torch.zeros(self.num_items, dtype=torch.bool, device=topk.device)
+            )
+            seen[topk[:, :k].reshape(-1)] = True
+        if self.keep_per_user:
+            self.per_user.append((users.cpu(), {n: v.cpu() for n, v in values.items()}))
+
+    def compute(self) -> dict[str, float]:
+        out = {name: float(s) / max(1, self.count) for name, s in self.sums.items()}
+        for k, seen in self.recommended.items():
+            out[f"coverage@{k}"] = float(seen.sum()) / self.num_items
+        return out
+
+    def per_user_table(self) -> dict[str, Tensor]:
+        """Concatenated per-user values: {'user_idx': (U,), 'ndcg@10': (U,), ...}."""
+        if not self.per_user:
+            return {}
+        table = {"user_idx": torch.cat([u for u, _ in self.per_user])}
+        for name in self.per_user[0][1]:
+            table[name] = torch.cat([vals[name] for _, vals in self.per_user])
+        return table
