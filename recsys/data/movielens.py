@@ -74,9 +74,9 @@ class MovieLens100K:
             )
         r = torch.as_tensor(ratings.to_numpy(np.float32))
         return Interactions(
-            torch.as_tensor(users.map(user_index).to_numpy()),
-            torch.as_tensor(items.map(item_index).to_numpy()),
-            torch.as_tensor(to_int(frame, "timestamp", path).to_numpy()),
+            torch.tensor(users.map(user_index).to_numpy()),
+            torch.tensor(items.map(item_index).to_numpy()),
+            torch.tensor(to_int(frame, "timestamp", path).to_numpy()),
             r,
             (r >= self.label_threshold).float(),
         )

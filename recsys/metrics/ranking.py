@@ -23,7 +23,9 @@ def _sortable_keys(scores: Tensor) -> Tensor:
     torch.topk leaves the order of equal scores unspecified; packing the float's order-preserving
     bit pattern above the inverted item index makes the result exact and identical on CPU and GPU.
     """
-    bits = scores.float().contiguous().view(torch.int32)
+    # + 0.0 turns -0.0 into +0.0 (equal scores must tie); NaN ranks last.
+    clean = torch.nan_to_num(scores.float() + 0.0, nan=float("-inf"))
+    bits = clean.contiguous().view(torch.int32)
     ordered = bits ^ ((bits >> 31) & 0x7FFFFFFF)  # monotone in the float value, as signed int32
     index = torch.arange(scores.shape[-1], device=scores.device, dtype=torch.int64)
     return (ordered.to(torch.int64) << 32) + (0xFFFFFFFF - index)
