@@ -11,7 +11,7 @@ from typing import Any
 import hydra
 import pytorch_lightning as pl
 import torch
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from recsys.data.datamodule import InteractionDataModule, build_datamodule
 from recsys.metrics.evaluate import evaluate_ranking
@@ -77,6 +77,9 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
     if cfg.get("matmul_precision"):
         torch.set_float32_matmul_precision(cfg.matmul_precision)
 
+    # Hydra saves the unresolved config in CLI runs; this resolved copy is what load_run rebuilds from.
+    (out / ".hydra").mkdir(exist_ok=True)
+    (out / ".hydra" / "resolved.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
     objects = build_objects(cfg)
     datamodule, data, module, trainer = (
         objects[k] for k in ("datamodule", "data", "module", "trainer")

@@ -25,7 +25,9 @@ TINY = [
 ]
 
 
-def compose_config(overrides: list[str], output_dir: Path, config_name: str = "train") -> DictConfig:
+def compose_config(
+    overrides: list[str], output_dir: Path, config_name: str = "train"
+) -> DictConfig:
     """The config `scripts/train.py` would see, with the run directory set to `output_dir`."""
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
@@ -48,5 +50,7 @@ def require_data(name: str, *files: str) -> Path:
     folder = DATA_DIR / name
     missing = [f for f in files if not (folder / f).is_file()]
     if missing:
-        pytest.skip(f"{name} not found: {', '.join(missing)} missing under {folder} (set RECSYS_DATA_DIR)")
+        pytest.skip(
+            f"{name} not found: {', '.join(missing)} missing under {folder} (set RECSYS_DATA_DIR)"
+        )
     return folder

@@ -54,7 +54,10 @@ def random_case(seed, n_users=57, n_items=40, quantize=True):
     scores = rng.normal(size=(n_users, n_items)).astype(np.float32)
     if quantize:  # many exact ties
         scores = np.round(scores * 2) / 2
-    seen = [set(rng.choice(n_items, rng.integers(0, 10), replace=False).tolist()) for _ in range(n_users)]
+    seen = [
+        set(rng.choice(n_items, rng.integers(0, 10), replace=False).tolist())
+        for _ in range(n_users)
+    ]
     targets = []
     for u in range(n_users):
         kind = u % 4
@@ -85,7 +88,9 @@ def test_metrics_match_reference_with_ties_and_masking(seed, chunk):
     users = torch.nonzero(target_csr.row_lengths() > 0).view(-1)
     batches = RankingBatches(users, to_csr(seen, n_users), target_csr, chunk)
     ks = [5, 10, 20]
-    got, per_user = evaluate_ranking(FixedScores(torch.from_numpy(scores)), batches, ks, n_items, keep_per_user=True)
+    got, per_user = evaluate_ranking(
+        FixedScores(torch.from_numpy(scores)), batches, ks, n_items, keep_per_user=True
+    )
     want = reference_metrics(scores, seen, targets, ks)
     for name, value in want.items():
         assert got[name] == pytest.approx(value, abs=1e-6), name

@@ -16,7 +16,13 @@ from tests.conftest import ROOT, compose_config, require_data
 def test_run_directory_has_everything(tiny_cfg, tmp_path):
     metrics, _ = train(tiny_cfg())
     run = tmp_path / "run"
-    for name in ("metrics.json", "data_report.json", "per_user_metrics.parquet", "vocab/users.txt", "vocab/items.txt"):
+    for name in (
+        "metrics.json",
+        "data_report.json",
+        "per_user_metrics.parquet",
+        "vocab/users.txt",
+        "vocab/items.txt",
+    ):
         assert (run / name).is_file(), name
     assert (run / "checkpoints" / "last.ckpt").is_file()
     assert any(p.name.startswith("epoch") for p in (run / "checkpoints").iterdir())
@@ -41,7 +47,9 @@ def test_same_seed_same_metrics(tiny_cfg, tmp_path):
     a, _ = train(tiny_cfg(output_dir=tmp_path / "a"))
     b, _ = train(tiny_cfg(output_dir=tmp_path / "b"))
     drop = {"wall_time_s"}
-    assert {k: v for k, v in a.items() if k not in drop} == {k: v for k, v in b.items() if k not in drop}
+    assert {k: v for k, v in a.items() if k not in drop} == {
+        k: v for k, v in b.items() if k not in drop
+    }
     c, _ = train(tiny_cfg("seed=7", output_dir=tmp_path / "c"))
     assert c["test/ndcg@10"] != a["test/ndcg@10"]
 
@@ -50,7 +58,9 @@ def test_resume_from_last_checkpoint_matches_uninterrupted(tiny_cfg, tmp_path):
     full, _ = train(tiny_cfg("trainer.max_epochs=4", output_dir=tmp_path / "full"))
     train(tiny_cfg("trainer.max_epochs=2", output_dir=tmp_path / "part"))
     last = tmp_path / "part" / "checkpoints" / "last.ckpt"
-    resumed, _ = train(tiny_cfg("trainer.max_epochs=4", f"ckpt_path={last}", output_dir=tmp_path / "part"))
+    resumed, _ = train(
+        tiny_cfg("trainer.max_epochs=4", f"ckpt_path={last}", output_dir=tmp_path / "part")
+    )
     for key, value in full.items():
         if key.startswith("test/"):
             assert resumed[key] == value, key
@@ -85,7 +95,10 @@ def test_bad_ml100k_file_gives_one_clear_error(tmp_path, content, expected):
 def test_ml100k_mf_reaches_published_quality(tmp_path):
     """Must-show of the MF issue: NDCG@10 >= 0.50 on the canonical u1 split."""
     root = require_data("ml-100k", "u.user", "u.item", "u1.base", "u1.test")
-    cfg = compose_config(["experiment=ml100k_mf", f"data.root={root}", "callbacks.progress_bar=null"], tmp_path / "run")
+    cfg = compose_config(
+        ["experiment=ml100k_mf", f"data.root={root}", "callbacks.progress_bar=null"],
+        tmp_path / "run",
+    )
     metrics, _ = train(cfg)
     assert metrics["test/ndcg@10"] >= 0.50
     assert metrics["popularity/test/ndcg@10"] == pytest.approx(0.325, abs=0.01)
