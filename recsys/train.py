@@ -13,6 +13,7 @@ import pytorch_lightning as pl
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from recsys.callbacks import EpochTimer
 from recsys.data.datamodule import InteractionDataModule, build_datamodule
 from recsys.metrics.evaluate import evaluate_ranking
 from recsys.models.components.popularity import PopularityScorer
@@ -101,6 +102,9 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
         and trainer.checkpoint_callback.best_model_score is not None
     ):
         metrics[f"best/{monitor}"] = float(trainer.checkpoint_callback.best_model_score)
+    for cb in trainer.callbacks:
+        if isinstance(cb, EpochTimer):
+            metrics.update(cb.summary())
     metrics["epochs"] = trainer.current_epoch
     metrics["wall_time_s"] = time.time() - started
     for lg in trainer.loggers:
