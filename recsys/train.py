@@ -19,6 +19,7 @@ from recsys.metrics.evaluate import evaluate_ranking
 from recsys.models.components.popularity import PopularityScorer
 from recsys.models.factory import build_loss, build_scorer
 from recsys.models.retrieval import RetrievalModule
+from recsys.propensity_report import has_propensity_head, propensity_report
 from recsys.run_files import write_json, write_per_user_metrics, write_vocabularies
 
 log = logging.getLogger(__name__)
@@ -41,6 +42,8 @@ def build_objects(cfg: DictConfig) -> dict[str, Any]:
     datamodule = build_datamodule(cfg.data, cfg.seed)
     data = datamodule.load()
     scorer = build_scorer(cfg.model.scorer, data)
+    if has_propensity_head(scorer):  # predictions undo the training set's negative down-sampling
+        scorer.set_keep_rate(datamodule.label_negative_keep_rate)
     loss = build_loss(cfg.model, datamodule)
     module: RetrievalModule = hydra.utils.instantiate(
         cfg.model.module, scorer=scorer, loss=loss, _convert_="all"
@@ -96,6 +99,18 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
     trainer.test(module, datamodule=datamodule, ckpt_path=best or None, weights_only=True)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")}
     metrics.update(popularity_baseline(datamodule, module.ks))
+    if has_propensity_head(module.scorer):
+        metrics.update(
+            propensity_report(
+                module.scorer,
+                datamodule,
+                cfg.model.get("calibration") or {},
+                out,
+                trainer.loggers,
+                best or None,
+                trainer.global_step,
+            )
+        )
     monitor = module.hparams.monitor
     if (
         trainer.checkpoint_callback is not None

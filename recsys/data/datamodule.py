@@ -13,6 +13,7 @@ from omegaconf import DictConfig
 
 from recsys.data.csr import UserItemCSR
 from recsys.data.interactions import InteractionData
+from recsys.data.labels import downsample_negatives
 from recsys.data.loaders import NegativeSampler, RankingBatches, TrainBatches
 
 
@@ -26,20 +27,47 @@ class InteractionDataModule(pl.LightningDataModule):
         negative_alpha: float = 1.0,
         eval_chunk_elements: int = 2**24,
         seed: int = 0,
+        label_negative_keep_rate: float = 1.0,
     ):
         super().__init__()
         self.source = source
         self.batch_size, self.num_negatives, self.seed = batch_size, num_negatives, seed
         self.negative_sampling, self.negative_alpha = negative_sampling, negative_alpha
         self.eval_chunk_elements = eval_chunk_elements
+        # w: share of label-0 training rows kept; the one place down-sampling is configured.
+        self.label_negative_keep_rate = label_negative_keep_rate
         self.data: InteractionData | None = None
 
     # ----- loading -----
     def load(self) -> InteractionData:
         """Load (once) and return the data; also usable without a Trainer."""
         if self.data is None:
-            self.data = self.source()
+            data = self.source()
+            if self.label_negative_keep_rate < 1 and data.train.labels is not None:
+                data.train, dropped = downsample_negatives(
+                    data.train, self.label_negative_keep_rate, self.seed
+                )
+                data.report.setdefault("steps", []).append(
+                    {
+                        "step": "downsample_label_negatives",
+                        "keep_rate": self.label_negative_keep_rate,
+                        "rows_dropped": dropped,
+                    }
+                )
+            data.report["label_negative_keep_rate"] = self.label_negative_keep_rate
+            self.data = data
         return self.data
+
+    def labelled_rows(self, stage: str) -> dict[str, torch.Tensor] | None:
+        """users, items, labels (and true probabilities when known) of a split; None if unlabelled."""
+        data = self.load()
+        split = {"train": data.train, "val": data.valid, "test": data.test}[stage]
+        if split.labels is None:
+            return None
+        rows = {"users": split.users, "items": split.items, "labels": split.labels}
+        if split.label_probs is not None:
+            rows["label_probs"] = split.label_probs
+        return rows
 
     def setup(self, stage: str | None = None) -> None:
         self.load()

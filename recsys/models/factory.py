@@ -13,7 +13,11 @@ from recsys.data.interactions import InteractionData
 
 
 def build_scorer(scorer_cfg: DictConfig, data: InteractionData) -> nn.Module:
-    """Instantiate the scorer, passing sizes and, where its constructor takes them, side features."""
+    """Instantiate the scorer, passing sizes and, where its constructor takes them, side features.
+
+    A wrapper (e.g. the propensity head) names its inner scorer under `base:`; the base is built
+    first, the same way, and passed in.
+    """
     target = hydra.utils.get_class(scorer_cfg._target_)
     accepted = inspect.signature(target.__init__).parameters
     sizes = {
@@ -22,7 +26,10 @@ def build_scorer(scorer_cfg: DictConfig, data: InteractionData) -> nn.Module:
         "user_features": data.user_features,
         "item_features": data.item_features,
     }
-    return hydra.utils.instantiate(scorer_cfg, **{k: v for k, v in sizes.items() if k in accepted})
+    given = {k: v for k, v in sizes.items() if k in accepted}
+    if "base" in scorer_cfg and "base" in accepted:
+        given["base"] = build_scorer(scorer_cfg.base, data)
+    return hydra.utils.instantiate(scorer_cfg, **given)
 
 
 def build_loss(model_cfg: DictConfig, datamodule: InteractionDataModule) -> nn.Module:

@@ -8,8 +8,10 @@ from collections.abc import Callable
 
 import pytorch_lightning as pl
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
+from recsys.metrics.classification import binary_auc
 from recsys.metrics.evaluate import rank_batch
 from recsys.metrics.ranking import RankingAccumulator
 
@@ -24,6 +26,8 @@ class RetrievalModule(pl.LightningModule):
         embedding_l2: float = 0.0,
         ks: tuple[int, ...] = (10, 20),
         monitor: str = "val/ndcg@10",
+        retrieval_weight: float = 1.0,
+        propensity_weight: float = 0.0,
     ):
         super().__init__()
         # The scorer and loss are modules (saved in state_dict); the rest is plain config.
@@ -31,6 +35,8 @@ class RetrievalModule(pl.LightningModule):
         self.scorer, self.loss_fn = scorer, loss
         self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
         self.embedding_l2, self.ks = embedding_l2, list(ks)
+        # Multi-task: loss = retrieval_weight * retrieval + propensity_weight * BCE on labelled rows.
+        self.retrieval_weight, self.propensity_weight = retrieval_weight, propensity_weight
         self.per_user_results: dict[str, Tensor] = {}
         self._acc: RankingAccumulator | None = None
 
@@ -42,12 +48,45 @@ class RetrievalModule(pl.LightningModule):
         positive, negative = both[:b], both[b:].view(b, n, -1)
         loss = self.loss_fn(user, positive, negative, items, negatives)
         self.log("train/loss_retrieval", loss, on_step=False, on_epoch=True, batch_size=b)
+        loss = self.retrieval_weight * loss
+        if self.propensity_weight > 0:
+            bce = self._propensity_loss(batch, user, positive)
+            self.log("train/loss_propensity", bce, on_step=False, on_epoch=True, batch_size=b)
+            loss = loss + self.propensity_weight * bce
         if self.embedding_l2 > 0:
             # L2 on the rows used in this batch only: the usual BPR regulariser, also right for sparse updates.
             reg = self.embedding_l2 * (user.pow(2).sum() + both.pow(2).sum()) / b
             loss = loss + reg
         self.log("train/loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=b)
         return loss
+
+    def _propensity_loss(self, batch: dict[str, Tensor], user: Tensor, item: Tensor) -> Tensor:
+        """BCE of the propensity head on the batch rows' 0/1 labels (exposed, converted or not)."""
+        if "labels" not in batch:
+            raise ValueError(
+                "model.module.propensity_weight > 0 needs labelled training rows; this data has no labels"
+            )
+        logit = self.scorer.logit_from_embeddings(user, item, batch.get("context"))  # (B,)
+        return F.binary_cross_entropy_with_logits(logit.float(), batch["labels"].float())
+
+    def _propensity_eval(self, stage: str) -> None:
+        """Uncalibrated log loss and AUC of the head on validation's labelled rows (model selection)."""
+        datamodule = getattr(self.trainer, "datamodule", None)
+        if self.propensity_weight <= 0 or stage != "val" or datamodule is None:
+            return
+        rows = datamodule.labelled_rows(stage)
+        if rows is None:
+            return
+        users, items, labels = (rows[k].to(self.device) for k in ("users", "items", "labels"))
+        logits = torch.cat(
+            [
+                self.scorer.propensity_logit(u, i).float()
+                for u, i in zip(users.split(2**16), items.split(2**16), strict=True)
+            ]
+        )
+        labels = labels.float()
+        self.log(f"{stage}/propensity/logloss", F.binary_cross_entropy_with_logits(logits, labels))
+        self.log(f"{stage}/propensity/auc", binary_auc(logits, labels))
 
     # ----- full-ranking evaluation, one chunk of users per batch -----
     def _start_eval(self) -> None:
@@ -66,6 +105,7 @@ class RetrievalModule(pl.LightningModule):
         metrics = self._acc.compute()
         self.log_dict({f"{stage}/{k}": v for k, v in metrics.items()}, sync_dist=False)
         self.per_user_results = self._acc.per_user_table()
+        self._propensity_eval(stage)
 
     def on_validation_epoch_start(self) -> None:
         self._start_eval()
