@@ -10,6 +10,7 @@ import math
 from pathlib import Path
 
 import pandas as pd
+import pytorch_lightning as pl
 import torch
 from omegaconf import DictConfig
 from torch import Tensor, nn
@@ -64,11 +65,17 @@ def propensity_report(
     datamodule: InteractionDataModule,
     calibration: DictConfig | dict,
     out: Path,
-    loggers=(),
-    checkpoint: str | Path | None = None,
-    step: int = 0,
+    trainer: pl.Trainer | None = None,
 ) -> dict[str, float]:
-    """Calibrate on validation, evaluate on test; returns flat metrics for metrics.json."""
+    """Calibrate on validation, evaluate on test; returns flat metrics for metrics.json.
+
+    With a trainer, figures also go to its loggers and the calibration into the checkpoint whose
+    weights were tested (the best one, else last.ckpt).
+    """
+    loggers = trainer.loggers if trainer is not None else []
+    step = trainer.global_step if trainer is not None else 0
+    callback = trainer.checkpoint_callback if trainer is not None else None
+    checkpoint = (callback.best_model_path or callback.last_model_path) if callback else None
     valid, test = datamodule.labelled_rows("val"), datamodule.labelled_rows("test")
     if valid is None or test is None:
         log.warning("propensity head present but validation / test rows have no labels: skipped")

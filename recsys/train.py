@@ -99,18 +99,9 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
     trainer.test(module, datamodule=datamodule, ckpt_path=best or None, weights_only=True)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")}
     metrics.update(popularity_baseline(datamodule, module.ks))
-    if has_propensity_head(module.scorer):
-        metrics.update(
-            propensity_report(
-                module.scorer,
-                datamodule,
-                cfg.model.get("calibration") or {},
-                out,
-                trainer.loggers,
-                best or None,
-                trainer.global_step,
-            )
-        )
+    if has_propensity_head(module.scorer):  # calibrate on validation, evaluate, save calibration
+        calibration = cfg.model.get("calibration") or {}
+        metrics.update(propensity_report(module.scorer, datamodule, calibration, out, trainer))
     monitor = module.hparams.monitor
     if (
         trainer.checkpoint_callback is not None
