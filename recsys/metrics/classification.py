@@ -107,7 +107,7 @@ def lift_table(probs: Tensor, labels: Tensor, num_groups: int = 10) -> dict[str,
     return {
         "decile": torch.arange(1, len(groups) + 1),
         "count": count.long(),
-        "conversions": conversions,
+        "conversions": conversions.long(),
         "conversion_rate": rate,
         "mean_predicted": torch.stack([p[g].mean() for g in groups]),
         "lift": rate / overall,
