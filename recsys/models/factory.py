@@ -29,6 +29,7 @@ def build_scorer(scorer_cfg: DictConfig, data: InteractionData) -> nn.Module:
     given = {k: v for k, v in sizes.items() if k in accepted}
     if "base" in scorer_cfg and "base" in accepted:
         given["base"] = build_scorer(scorer_cfg.base, data)
+        scorer_cfg = {k: v for k, v in scorer_cfg.items() if k != "base"}  # built: not again
     return hydra.utils.instantiate(scorer_cfg, **given)
 
 
