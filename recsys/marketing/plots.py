@@ -1,6 +1,7 @@
 """Pictures for segment reports: the k-selection curves and a 2-D map of users by segment.
 
-Matplotlib with the non-interactive Agg backend, so the plots render on a headless box.
+Figures are built with `matplotlib.figure.Figure`, not pyplot: they render on a headless box and
+leave the backend of a notebook or application that imports recsys alone.
 """
 
 from __future__ import annotations
@@ -8,12 +9,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from sklearn.decomposition import PCA  # noqa: E402
+import numpy as np
+from matplotlib import colormaps
+from matplotlib.figure import Figure
+from sklearn.decomposition import PCA
 
 if TYPE_CHECKING:
     from recsys.marketing.segments import KSelection
@@ -22,7 +21,8 @@ if TYPE_CHECKING:
 def plot_k_selection(selection: KSelection, path: Path) -> Path:
     """Inertia (elbow) and silhouette against k, the chosen k marked on both."""
     t = selection.table
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    fig = Figure(figsize=(10, 4))
+    left, right = fig.subplots(1, 2)
     left.plot(t["k"], t["inertia"], "o-")
     left.set(xlabel="k", ylabel="inertia (within-segment sum of squares)", title="Elbow")
     right.plot(t["k"], t["silhouette"], "o-", color="tab:green")
@@ -33,7 +33,6 @@ def plot_k_selection(selection: KSelection, path: Path) -> Path:
     fig.suptitle(selection.reason, fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return path
 
 
@@ -46,8 +45,9 @@ def plot_projection(
     pca = PCA(n_components=2, random_state=seed).fit(x)
     xy = pca.transform(x[pick])
     lab = labels[pick]
-    fig, ax = plt.subplots(figsize=(6.5, 5.5))
-    cmap = plt.get_cmap("tab10" if labels.max() < 10 else "tab20")
+    fig = Figure(figsize=(6.5, 5.5))
+    ax = fig.subplots()
+    cmap = colormaps["tab10" if labels.max() < 10 else "tab20"]
     for s in np.unique(labels):
         mask = lab == s
         ax.scatter(xy[mask, 0], xy[mask, 1], s=4, alpha=0.5, color=cmap(s % cmap.N), label=f"{s}")
@@ -59,5 +59,4 @@ def plot_projection(
     ax.legend(title="segment", markerscale=3, fontsize=8, loc="best")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return path
