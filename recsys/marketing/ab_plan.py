@@ -36,7 +36,9 @@ class ABPlan:
         return asdict(self)
 
     def describe(self) -> str:
-        days = f", about {self.days} days at the given traffic" if self.days is not None else ""
+        days = ""
+        if self.days is not None:
+            days = f", about {self.days} day{'s' if self.days != 1 else ''} at the given traffic"
         return (
             f"To detect a change in conversion from {self.baseline_rate:.2%} to {self.target_rate:.2%} "
             f"(two-sided, alpha={self.alpha:g}, power={self.power:.0%}), each of the {self.arms} arms "
