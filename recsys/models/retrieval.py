@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 
 import pytorch_lightning as pl
@@ -86,7 +87,11 @@ class RetrievalModule(pl.LightningModule):
         self._end_eval("test")
 
     def configure_optimizers(self):
-        optimizer = self.optimizer_factory(params=self.parameters())
+        factory = self.optimizer_factory
+        accepted = inspect.signature(getattr(factory, "func", factory)).parameters
+        # Sparse-aware factories (recsys.models.optim.sparse_dense_adam) split the tables themselves.
+        extra = {"module": self} if "module" in accepted else {}
+        optimizer = factory(params=self.parameters(), **extra)
         if self.scheduler_factory is None:
             return optimizer
         return {"optimizer": optimizer, "lr_scheduler": self.scheduler_factory(optimizer=optimizer)}
