@@ -12,7 +12,15 @@ import pytest
 from recsys.marketing.compare import compare_runs, paired_bootstrap
 from recsys.run_loading import RunError
 from recsys.train import train
-from tests.conftest import ROOT, compose_config, require_data
+from tests.conftest import ROOT, TINY, compose_config, require_data
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    """One tiny trained run shared by the tests of this module; tests that alter it copy it first."""
+    out = tmp_path_factory.mktemp("compare") / "run"
+    train(compose_config(TINY, out))
+    return out
 
 
 def run_script(*args: str) -> subprocess.CompletedProcess:
@@ -20,9 +28,8 @@ def run_script(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(cmd, capture_output=True, text=True, timeout=300)
 
 
-def test_two_copies_of_one_run_differ_by_zero(tiny_cfg, tmp_path):
-    train(tiny_cfg())
-    a, b = tmp_path / "run", tmp_path / "copy"
+def test_two_copies_of_one_run_differ_by_zero(tiny_run, tmp_path):
+    a, b = tiny_run, tmp_path / "copy"
     shutil.copytree(a, b)
     result = compare_runs(a, b)
     t = result.table
@@ -50,16 +57,15 @@ def test_bootstrap_interval_matches_normal_theory_and_is_seeded():
     np.testing.assert_array_equal(boot, paired_bootstrap(diffs, resamples=10_000, seed=3))
 
 
-def test_runs_on_different_test_sets_are_refused(tiny_cfg, tmp_path):
-    train(tiny_cfg(output_dir=tmp_path / "a"))
+def test_runs_on_different_test_sets_are_refused(tiny_run, tiny_cfg, tmp_path):
     train(tiny_cfg("seed=7", output_dir=tmp_path / "b"))  # the seed also reshuffles the split
     with pytest.raises(RunError, match="different test sets"):
-        compare_runs(tmp_path / "a", tmp_path / "b")
+        compare_runs(tiny_run, tmp_path / "b")
 
 
-def test_run_without_per_user_metrics_names_the_run_and_what_to_rerun(tiny_cfg, tmp_path):
-    train(tiny_cfg())
+def test_run_without_per_user_metrics_names_the_run_and_what_to_rerun(tiny_run, tmp_path):
     run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
     (run / "per_user_metrics.parquet").unlink()
     with pytest.raises(RunError, match="train it again"):
         compare_runs(run, run)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 
@@ -18,10 +19,18 @@ from recsys.marketing.profiles import profile_table
 from recsys.marketing.segments import choose_k, segment_run
 from recsys.run_loading import RunError
 from recsys.train import train
-from tests.conftest import ROOT
+from tests.conftest import ROOT, TINY, compose_config
 
 # Four taste groups, enough users and epochs for the embeddings to show them.
 GROUPED = ["data.num_users=1000", "data.num_items=500", "data.num_groups=4", "trainer.max_epochs=5"]
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    """One tiny trained run shared by the tests of this module; tests that alter it copy it first."""
+    out = tmp_path_factory.mktemp("segments") / "run"
+    train(compose_config(TINY, out))
+    return out
 
 
 def run_script(*args: str) -> subprocess.CompletedProcess:
@@ -53,10 +62,9 @@ def test_k_auto_recovers_the_true_user_groups(tiny_cfg, tmp_path):
     assert len(pd.read_csv(out / "k_selection.csv")) == 11  # k = 2 .. 12
 
 
-def test_fixed_k_with_profile_features_writes_a_profile_per_segment(tiny_cfg, tmp_path):
-    train(tiny_cfg())
-    result = segment_run(tmp_path / "run", k=3, features=True)
-    profiles = pd.read_csv(tmp_path / "run" / "segments" / "profiles.csv")
+def test_fixed_k_with_profile_features_writes_a_profile_per_segment(tiny_run, tmp_path):
+    result = segment_run(tiny_run, k=3, features=True, out_dir=tmp_path / "segments")
+    profiles = pd.read_csv(tmp_path / "segments" / "profiles.csv")
     assert profiles["segment"].tolist() == [0, 1, 2]
     assert profiles["users"].sum() == result.summary["users_segmented"]
     assert profiles["share"].sum() == pytest.approx(1.0)
@@ -64,7 +72,7 @@ def test_fixed_k_with_profile_features_writes_a_profile_per_segment(tiny_cfg, tm
                    "top_items", "segment_hint", "region", "age_mean"):  # fmt: skip
         assert column in profiles, column
     assert profiles["conversion_rate"].between(0, 1).all()
-    markdown = (tmp_path / "run" / "segments" / "profiles.md").read_text()
+    markdown = (tmp_path / "segments" / "profiles.md").read_text()
     assert markdown.count("\n") == 2 + 3  # header, rule, one line per segment
     assert result.summary["matrix"]["profile_features"] is True
 
@@ -104,9 +112,9 @@ def test_profile_names_what_each_segment_buys_more_of():
     assert table["interactions_per_user"].tolist() == [2.0, 2.0]
 
 
-def test_run_without_checkpoint_names_the_run_and_what_to_rerun(tiny_cfg, tmp_path):
-    train(tiny_cfg())
+def test_run_without_checkpoint_names_the_run_and_what_to_rerun(tiny_run, tmp_path):
     run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
     for ckpt in (run / "checkpoints").iterdir():
         ckpt.unlink()
     with pytest.raises(RunError, match="train it again"):
