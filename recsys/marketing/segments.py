@@ -203,8 +203,10 @@ def segment_run(
         chosen = selection.k
         selection.table.to_csv(out / "k_selection.csv", index=False)
         files["k_selection"] = plot_k_selection(selection, out / "k_selection.png")
-    else:
+    elif str(k).isdigit() and int(k) >= 2:
         chosen = int(k)
+    else:
+        raise ValueError(f"k must be 'auto' or an integer >= 2, got {k!r}")
     model = fit_kmeans(x, chosen, seed, n_init)
     segments = np.full(data.num_users, -1, dtype=np.int64)
     segments[known] = model.labels_
@@ -245,7 +247,7 @@ def segment_run(
             "profile_features": features,
             "feature_weight": feature_weight,
             "columns": int(x.shape[1]),
-        },  # fmt: skip
+        },
     }
     truth = data.report.get("true_user_groups")
     if truth is not None:  # synthetic data know the real groups: say how well they were recovered
