@@ -103,7 +103,9 @@ def test_profile_names_what_each_segment_buys_more_of():
             categorical={"category": torch.tensor([1, 1, 2, 2])}, cardinality={"category": 3}
         ),
     )
-    table = profile_table(data, np.array([0, 0, 1, 1]))
+    scores = {"mean_propensity": np.array([0.9, 0.7, 0.2, 0.0])}
+    table = profile_table(data, np.array([0, 0, 1, 1]), user_scores=scores)
+    assert table["mean_propensity"].tolist() == pytest.approx([0.8, 0.1])
     assert table["top_category"].tolist() == [
         "category=1 100.0% (2.0x)",
         "category=2 100.0% (2.0x)",

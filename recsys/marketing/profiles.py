@@ -99,10 +99,13 @@ def profile_table(
     segments: np.ndarray,
     per_user_metrics: pd.DataFrame | None = None,
     top: int = 3,
+    user_scores: dict[str, np.ndarray] | None = None,
 ) -> pd.DataFrame:
     """One row per segment (segment -1 = users without training history are left out).
 
     segments: (U,) segment of each user index, -1 where the user has no training interaction.
+    user_scores: extra (U,) per-user numbers averaged per segment under their own names, e.g.
+    {"mean_propensity": P(convert) of each user from a propensity head}.
     """
     k = int(segments.max()) + 1
     users = np.bincount(segments[segments >= 0], minlength=k)
@@ -131,6 +134,11 @@ def profile_table(
             table[f"test_{metric}"] = np.bincount(seg[ok], values[ok], minlength=k) / np.maximum(
                 np.bincount(seg[ok], minlength=k), 1
             )
+
+    for name, values in (user_scores or {}).items():
+        ok = segments >= 0
+        values = np.asarray(values, dtype=np.float64)
+        table[name] = np.bincount(segments[ok], values[ok], minlength=k) / np.maximum(users, 1)
 
     category = item_category_field(data.item_features)
     if category is not None:
