@@ -117,7 +117,8 @@ def expected_topk(scorer: nn.Module, seen: UserItemCSR, users: Tensor, k: int) -
     ids = topk_items(scores, k, exclude)
     masked = scores.clone()
     masked[exclude[0], exclude[1]] = float("-inf")
-    return [torch.nan_to_num(masked, nan=float("-inf")).gather(1, ids), ids]
+    masked = masked.masked_fill(masked.isnan(), float("-inf"))  # NaN ranks last, as in topk_items
+    return [masked.gather(1, ids), ids]
 
 
 @torch.no_grad()

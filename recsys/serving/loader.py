@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import warnings
 from pathlib import Path
 
 import torch
@@ -102,7 +103,9 @@ def load_artifact(
         )
     path = checked_path(export_dir, manifest, entry["files"][fmt])
     if fmt == "torchscript":
-        return torch.jit.load(str(path), map_location=map_location)
+        with warnings.catch_warnings():  # torch.jit is deprecated upstream; pt2 is the way out
+            warnings.simplefilter("ignore", DeprecationWarning)
+            return torch.jit.load(str(path), map_location=map_location)
     return torch.export.load(str(path)).module()
 
 

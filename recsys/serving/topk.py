@@ -20,7 +20,9 @@ def topk_lowest_index_ties(scores: Tensor, k: int, tie_rank: Tensor) -> Tuple[Te
     `tie_rank` is the (I,) int32 buffer `I - 1 - arange(I)`: larger for lower indices. `scores` is
     modified in place (NaN -> -inf); callers pass a matrix they own.
     """
-    scores = scores.nan_to_num_(nan=float("-inf"))
+    # nan_to_num would also turn +-inf into +-max float unless told to keep them.
+    inf = float("inf")
+    scores = scores.nan_to_num_(nan=-inf, posinf=inf, neginf=-inf)
     kth = torch.topk(scores, k, dim=1).values[:, k - 1 :]  # (B, 1): the k-th largest score
     # Everything above the k-th score is in; among scores equal to it, the lowest indices are.
     # At most k - 1 items are strictly above, so the key below selects exactly the right set.
