@@ -73,7 +73,7 @@ class Retriever(nn.Module):
     def retrieve(self, user_idx: Tensor, k: int) -> Tuple[Tensor, Tensor]:  # noqa: UP006
         scores = self.user_vectors[user_idx] @ self.item_vectors.T  # (B, I)
         scores = mask_seen_(scores, user_idx, self.seen_indptr, self.seen_indices)
-        return topk_lowest_index_ties(scores, k, self.tie_rank)
+        return topk_lowest_index_ties(scores, k, self.tie_rank, not self.pt2)
 
     def forward(self, user_idx: Tensor, k: int) -> Tuple[Tensor, Tensor]:  # noqa: UP006
         check_indices(user_idx, self.num_users, "user_idx", self.pt2)

@@ -14,15 +14,14 @@ import torch
 from torch import Tensor
 
 
-def topk_lowest_index_ties(scores: Tensor, k: int, tie_rank: Tensor) -> Tuple[Tensor, Tensor]:  # noqa: UP006
-    """Top-k (scores, item indices), each (B, k), of a float32 (B, I) score matrix.
+def _order_selection(top: Tensor, idx: Tensor) -> Tuple[Tensor, Tensor]:  # noqa: UP006
+    """Sort a (B, k) selection by score descending, ties by index ascending (two stable sorts)."""
+    idx, perm = torch.sort(idx, dim=1)
+    top, order = torch.sort(top.gather(1, perm), dim=1, descending=True, stable=True)
+    return top, idx.gather(1, order)
 
-    `tie_rank` is the (I,) int32 buffer `I - 1 - arange(I)`: larger for lower indices. `scores` is
-    modified in place (NaN -> -inf); callers pass a matrix they own.
-    """
-    # nan_to_num would also turn +-inf into +-max float unless told to keep them.
-    inf = float("inf")
-    scores = scores.nan_to_num_(nan=-inf, posinf=inf, neginf=-inf)
+
+def _exact_topk(scores: Tensor, k: int, tie_rank: Tensor) -> Tuple[Tensor, Tensor]:  # noqa: UP006
     kth = torch.topk(scores, k, dim=1).values[:, k - 1 :]  # (B, 1): the k-th largest score
     # Everything above the k-th score is in; among scores equal to it, the lowest indices are.
     # At most k - 1 items are strictly above, so the key below selects exactly the right set.
@@ -31,10 +30,28 @@ def topk_lowest_index_ties(scores: Tensor, k: int, tie_rank: Tensor) -> Tuple[Te
         scores > kth, above, torch.where(scores == kth, tie_rank, torch.full_like(tie_rank, -1))
     )  # (B, I) int32
     idx = torch.topk(key, k, dim=1).indices  # (B, k), unordered within the selection
-    idx = torch.sort(idx, dim=1).values  # index ascending, then a stable sort on score
-    top = scores.gather(1, idx)
-    top, order = torch.sort(top, dim=1, descending=True, stable=True)
-    return top, idx.gather(1, order)
+    return _order_selection(scores.gather(1, idx), idx)
+
+
+def topk_lowest_index_ties(
+    scores: Tensor, k: int, tie_rank: Tensor, branch: bool = True
+) -> Tuple[Tensor, Tensor]:  # noqa: UP006
+    """Top-k (scores, item indices), each (B, k), of a float32 (B, I) score matrix.
+
+    `tie_rank` is the (I,) int32 buffer `I - 1 - arange(I)`: larger for lower indices. `scores` is
+    modified in place (NaN -> -inf); callers pass a matrix they own. With `branch`, one float
+    top-(k+1) decides: when no row ties at the k-th place, its top k is the answer and only
+    needs ordering; otherwise (and always without `branch`: torch.export cannot branch on data)
+    the exact path repairs the ties.
+    """
+    # nan_to_num would also turn +-inf into +-max float unless told to keep them.
+    inf = float("inf")
+    scores = scores.nan_to_num_(nan=-inf, posinf=inf, neginf=-inf)
+    if branch and k < scores.shape[1]:
+        top, idx = torch.topk(scores, k + 1, dim=1)
+        if not bool((top[:, k - 1] == top[:, k]).any()):
+            return _order_selection(top[:, :k], idx[:, :k])
+    return _exact_topk(scores, k, tie_rank)
 
 
 def mask_seen_(scores: Tensor, users: Tensor, indptr: Tensor, indices: Tensor) -> Tensor:
