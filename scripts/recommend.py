@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import math
 import sys
 from pathlib import Path
 
@@ -75,22 +74,31 @@ def main(argv=None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     pt2 = args.format == "pt2" or "torchscript" not in manifest["artifacts"]["retriever"]["files"]
-    k = torch.tensor(args.k) if pt2 else args.k
+    user_idx = torch.tensor([index[args.user]])
     try:
         with torch.no_grad():
-            scores, item_idx = retriever(torch.tensor([index[args.user]]), k)
+            scores, item_idx = retriever(user_idx, torch.tensor(args.k) if pt2 else args.k)
+            shown = item_idx[0][~torch.isinf(scores[0])]  # -inf: seen items, filler at the end
+            probs = None
+            if "propensity" in manifest["artifacts"]:  # models with a conversion head
+                fmt = "pt2" if pt2 else "torchscript"
+                head = loader.load_artifact(
+                    args.export_dir, "propensity", fmt, args.manifest_sha256
+                )
+                probs = head(user_idx.expand(shown.numel()), shown).tolist()
+    except loader.IntegrityError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     except (RuntimeError, torch.jit.Error) as err:  # the module's own validation (k range, ...)
         print(f"error: {str(err).strip().splitlines()[-1]}", file=sys.stderr)
         return 2
     model = manifest["model"]["name"]
     print(f"top {args.k} for user {args.user} (model {model}, {manifest['data']['name']}):")
-    for rank, (score, i) in enumerate(
-        zip(scores[0].tolist(), item_idx[0].tolist(), strict=True), 1
-    ):
-        if math.isinf(score) and score < 0:
-            print(f"({rank - 1} unseen items in the catalogue; the rest were seen already)")
-            break
-        print(f"{rank:3d}. {describe(items, titles, i)}  (score {score:.4f})")
+    for rank, i in enumerate(shown.tolist(), 1):
+        extra = f", P(convert) {probs[rank - 1]:.3f}" if probs is not None else ""
+        print(f"{rank:3d}. {describe(items, titles, i)}  (score {scores[0, rank - 1]:.4f}{extra})")
+    if shown.numel() < args.k:
+        print(f"(only {shown.numel()} items this user has not seen yet)")
     return 0
 
 

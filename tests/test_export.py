@@ -15,7 +15,8 @@ from recsys.models.components.mf import MatrixFactorization
 from recsys.run_loading import load_run
 from recsys.serving import loader
 from recsys.serving.exporter import ExportError, check_vocabulary, export_from_config, export_run
-from tests.conftest import ROOT
+from recsys.train import train
+from tests.conftest import ROOT, compose_config, require_data
 from tests.serving_support import export_config, exported, fresh_python, trained_run
 
 ARTIFACTS = ("retriever", "user_encoder", "item_encoder")
@@ -174,3 +175,33 @@ def test_data_changed_since_training_is_refused(mf_run, tmp_path):
 def test_export_without_a_run_says_what_to_pass():
     with pytest.raises(ExportError, match="run_dir=<run directory> or ckpt_path="):
         export_from_config(export_config())
+
+
+@pytest.mark.slow
+def test_ml100k_export_recommends_titles_and_popular_fallback(tmp_path):
+    root = require_data("ml-100k", "u.user", "u.item", "u1.base", "u1.test")
+    overrides = ["experiment=ml100k_mf", f"data.root={root}", "trainer.max_epochs=2"]
+    train(compose_config([*overrides, "callbacks.progress_bar=null"], tmp_path / "run"))
+    out, manifest = exported(tmp_path / "run", tmp_path / "export")
+    assert manifest["vocab"]["item_titles"] == "vocab/item_titles.txt"
+    script = str(ROOT / "scripts" / "recommend.py")
+    proc = fresh_python(script, str(out), "--user", "196", "--k", "3")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("top 3 for user 196 (model mf, ml-100k):")
+    assert all("(19" in line for line in proc.stdout.splitlines()[1:])  # titles carry a year
+    proc = fresh_python(script, str(out), "--user", "not-a-user", "--k", "1")
+    assert "1. 50  Star Wars (1977)" in proc.stdout  # the most rated film of u1.base
+
+
+def test_every_torch_load_in_recsys_is_weights_only():
+    """Checkpoints and case files may come from elsewhere: no pickle code runs when recsys reads them."""
+    import ast
+
+    calls = []
+    for path in [*(ROOT / "recsys").rglob("*.py"), *(ROOT / "scripts").glob("*.py")]:
+        for node in ast.walk(ast.parse(path.read_text())):
+            func = getattr(node, "func", None)
+            if isinstance(node, ast.Call) and ast.unparse(func) == "torch.load":
+                flags = {k.arg: ast.unparse(k.value) for k in node.keywords}
+                calls.append((path.name, node.lineno, flags.get("weights_only")))
+    assert calls and all(flag == "True" for *_, flag in calls), calls

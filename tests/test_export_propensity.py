@@ -8,7 +8,8 @@ import torch
 
 from recsys.run_loading import load_run
 from recsys.serving import loader
-from tests.serving_support import exported, trained_run
+from tests.conftest import ROOT
+from tests.serving_support import exported, fresh_python, trained_run
 
 HOOKED = "model.scorer._target_=tests.serving_support.MFWithPropensity"
 
@@ -64,3 +65,14 @@ def test_pt2_propensity_rejects_out_of_range_items(propensity_export):
     head = loader.load_artifact(out, "propensity", "pt2")
     with pytest.raises(RuntimeError, match="item_idx holds an index >= 200"):
         head(torch.tensor([0]), torch.tensor([200]))
+
+
+def test_recommend_shows_conversion_probabilities(propensity_export):
+    _, out = propensity_export
+    user = (out / "vocab" / "users.txt").read_text().splitlines()[3]
+    proc = fresh_python(
+        str(ROOT / "scripts" / "recommend.py"), str(out), "--user", user, "--k", "3"
+    )
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()[1:]
+    assert len(lines) == 3 and all("P(convert) 0." in line for line in lines)
