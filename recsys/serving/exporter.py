@@ -173,8 +173,16 @@ def export_run(
         target = out_dir.with_name(out_dir.name + ".failed")
         shutil.rmtree(target, ignore_errors=True)
         staging.rename(target)
+        hint = ""
+        if any(key.startswith("retriever:") for key in failed):
+            hint = (
+                " The retriever ranks by user_embedding(u) @ item_embedding(i).T over precomputed "
+                "vectors; a scorer whose score_all_items differs (a temperature, a term outside "
+                "the embeddings) must fold that into its embeddings."
+            )
         raise ExportError(
-            f"parity check failed for {sorted(failed)} (kept in {target}): {json.dumps(failed)}"
+            f"parity check failed for {sorted(failed)} (kept in {target}): "
+            f"{json.dumps(failed)}.{hint}"
         )
     _replace_dir(staging, out_dir)
     log.info("export written to %s; manifest sha256 %s", out_dir, manifest["sha256"])
