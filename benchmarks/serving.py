@@ -30,7 +30,7 @@ from recsys.data.csr import UserItemCSR
 from recsys.metrics.evaluate import score_all_items
 from recsys.metrics.ranking import topk_items
 from recsys.models.components.mf import MatrixFactorization
-from recsys.serving.artifacts import build_modules, save_module, seen_items
+from recsys.serving.artifacts import build_modules, embed_all, save_module, seen_items
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -83,15 +83,18 @@ def bench_catalogue(name, num_users, num_items, seen, args) -> list[dict]:
         return topk_items(score_all_items(scorer, users), k, seen.coords(users))
 
     runners = {"eager model": eager_model}
-    with torch.no_grad():
-        eager_module = build_modules(scorer, seen, None, pt2=False)["retriever"]
+    vectors = (
+        embed_all(scorer.user_embedding, num_users),
+        embed_all(scorer.item_embedding, num_items),
+    )
+    eager_module = build_modules(scorer, vectors, seen, None, pt2=False)["retriever"]
     runners["eager module"] = lambda users: eager_module(users, k)
     with tempfile.TemporaryDirectory() as tmp:
         save_module(eager_module, "retriever", "torchscript", Path(tmp))
         scripted = torch.jit.load(str(Path(tmp) / "retriever.pt"))
         runners["torchscript"] = lambda users: scripted(users, k)
         if args.pt2:
-            pt2_module = build_modules(scorer, seen, None, pt2=True)["retriever"]
+            pt2_module = build_modules(scorer, vectors, seen, None, pt2=True)["retriever"]
             save_module(pt2_module, "retriever", "pt2", Path(tmp))
             exported = torch.export.load(str(Path(tmp) / "retriever.pt2")).module()
             runners["pt2"] = lambda users: exported(users, torch.tensor(k))

@@ -162,6 +162,15 @@ def test_failed_parity_fails_loudly_and_publishes_nothing(mf_run, tmp_path):
     assert loader.load_artifact(failed, "user_encoder") is not None  # those did pass
 
 
+def test_diverged_model_is_refused_before_anything_is_written(mf_run, tmp_path):
+    run = load_run(mf_run)
+    with torch.no_grad():
+        run.scorer.item_table.weight[3, 0] = float("nan")
+    with pytest.raises(ExportError, match="1 item embeddings hold NaN or inf"):
+        export_run(run, tmp_path / "export")
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_data_changed_since_training_is_refused(mf_run, tmp_path):
     run = load_run(mf_run)
     (tmp_path / "vocab").mkdir()

@@ -39,10 +39,14 @@ def embed_all(embed, n: int, chunk: int = 65536) -> Tensor:
 
 
 def build_modules(
-    scorer: nn.Module, seen: UserItemCSR, propensity: nn.Module | None, pt2: bool
+    scorer: nn.Module,
+    vectors: tuple[Tensor, Tensor],
+    seen: UserItemCSR,
+    propensity: nn.Module | None,
+    pt2: bool,
 ) -> dict[str, nn.Module]:
-    users = embed_all(scorer.user_embedding, scorer.num_users)  # (U, D)
-    items = embed_all(scorer.item_embedding, scorer.num_items)  # (I, D)
+    """`vectors` = (user vectors (U, D), item vectors (I, D)), from `embed_all`."""
+    users, items = vectors
     retriever_cls = Pt2Retriever if pt2 else Retriever
     modules = {
         "retriever": retriever_cls(users, items, seen.indptr, seen.indices, pt2=pt2),
@@ -117,7 +121,6 @@ def expected_topk(scorer: nn.Module, seen: UserItemCSR, users: Tensor, k: int) -
     ids = topk_items(scores, k, exclude)
     masked = scores.clone()
     masked[exclude[0], exclude[1]] = float("-inf")
-    masked = masked.masked_fill(masked.isnan(), float("-inf"))  # NaN ranks last, as in topk_items
     return [masked.gather(1, ids), ids]
 
 

@@ -95,38 +95,65 @@ def export_run(
         propensity = artifacts.propensity_module_of(scorer)
     propensity = propensity.eval() if propensity is not None else None
     seen = artifacts.seen_items(data, list(exclude))
-    popular = artifacts.popular_items(data, list(exclude), num_popular)
+    vectors = (
+        artifacts.embed_all(scorer.user_embedding, scorer.num_users),  # (U, D)
+        artifacts.embed_all(scorer.item_embedding, scorer.num_items),  # (I, D)
+    )
+    for side, v in zip(("user", "item"), vectors, strict=True):
+        if not bool(torch.isfinite(v).all()):
+            bad_rows = int((~torch.isfinite(v)).any(1).sum())
+            raise ExportError(f"{bad_rows} {side} embeddings hold NaN or inf: the model diverged")
 
     staging = out_dir.with_name(f".{out_dir.name}.partial")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
-    vocab = write_vocabularies(staging, data, popular)
-    shutil.copyfile(Path(__file__).with_name("loader.py"), staging / "loader.py")
+    try:  # staging is renamed away on success and on failed parity; anything else removes it
+        popular = artifacts.popular_items(data, list(exclude), num_popular)
+        vocab = write_vocabularies(staging, data, popular)
+        shutil.copyfile(Path(__file__).with_name("loader.py"), staging / "loader.py")
+        entries: dict[str, dict] = {}
+        for fmt in formats:
+            modules = artifacts.build_modules(scorer, vectors, seen, propensity, fmt == "pt2")
+            for name, module in modules.items():
+                _save(entries, module, name, fmt, staging, scorer, int(vectors[1].shape[1]))
+        manifest = {
+            **_describe(run, seen, exclude),
+            "artifacts": entries,
+            "vocab": vocab,
+        }
+        write_manifest(staging, manifest)  # hashes first: the fresh process loads through them
+        users = artifacts.sample_users(data, verify_users, seed)
+        cases = artifacts.parity_cases(scorer, seen, propensity, data, users, verify_k, seed)
+        _verify_and_publish(manifest, cases, staging, out_dir, atol)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    log.info("export written to %s; manifest sha256 %s", out_dir, manifest["sha256"])
+    return manifest
 
-    dim = int(artifacts.embed_all(scorer.item_embedding, 1).shape[1])
-    entries: dict[str, dict] = {}
-    for fmt in formats:
-        modules = artifacts.build_modules(scorer, seen, propensity, pt2=fmt == "pt2")
-        for name, module in modules.items():
-            entry = entries.setdefault(
-                name, {"files": {}, "signature": {}, "skipped": {}, "verification": {}}
-            )
-            try:
-                path = artifacts.save_module(module, name, fmt, staging)
-            except Exception as err:  # noqa: BLE001  (the model decides what compiles)
-                if fmt == "pt2" and name != "retriever":
-                    entry["skipped"][fmt] = f"{type(err).__name__}: {str(err)[:500]}"
-                    log.warning("%s: not exportable as pt2 (%s); skipped", name, err)
-                    continue
-                raise ExportError(
-                    f"{name}: {type(scorer).__name__} does not compile as {fmt}: {err}"
-                ) from err
-            entry["files"][fmt] = path.name
-            entry["signature"][fmt] = signature(name, fmt, scorer.num_users, scorer.num_items, dim)
 
-    users = artifacts.sample_users(data, verify_users, seed)
-    cases = artifacts.parity_cases(scorer, seen, propensity, data, users, verify_k, seed)
-    manifest = {
+def _save(entries, module, name, fmt, folder, scorer, dim) -> None:
+    """Save one artifact and record its file and signature (or why pt2 could not take it)."""
+    entry = entries.setdefault(
+        name, {"files": {}, "signature": {}, "skipped": {}, "verification": {}}
+    )
+    try:
+        path = artifacts.save_module(module, name, fmt, folder)
+    except Exception as err:  # noqa: BLE001  (the model decides what compiles)
+        if fmt == "pt2" and name != "retriever":
+            entry["skipped"][fmt] = f"{type(err).__name__}: {str(err)[:500]}"
+            log.warning("%s: not exportable as pt2 (%s); skipped", name, err)
+            return
+        raise ExportError(
+            f"{name}: {type(scorer).__name__} does not compile as {fmt}: {err}"
+        ) from err
+    entry["files"][fmt] = path.name
+    entry["signature"][fmt] = signature(name, fmt, scorer.num_users, scorer.num_items, dim)
+
+
+def _describe(run: TrainedRun, seen, exclude) -> dict:
+    """The manifest's account of the model, the run, the data and the serving conventions."""
+    scorer, data = run.scorer, run.data
+    return {
         "model": {
             "name": str(run.cfg.model.get("name", type(scorer).__name__)),
             "scorer_class": f"{type(scorer).__module__}.{type(scorer).__qualname__}",
@@ -153,11 +180,12 @@ def export_run(
         },
         "environment": environment(),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "artifacts": entries,
-        "vocab": vocab,
     }
-    write_manifest(staging, manifest)  # hashes first: the fresh process loads through them
 
+
+def _verify_and_publish(manifest: dict, cases, staging: Path, out_dir: Path, atol: float) -> None:
+    """Parity in a fresh process; publish as `out_dir` if all passed, else keep `<out>.failed`."""
+    entries = manifest["artifacts"]
     keys = {f"{n}:{f}": (n, f) for n, e in entries.items() for f in e["files"]}
     results = verify(
         staging,
@@ -169,24 +197,22 @@ def export_run(
         entries[name]["verification"][fmt] = results[key]
     manifest["sha256"] = write_manifest(staging, manifest)
     failed = {k: r for k, r in results.items() if not r["passed"]}
-    if failed:
-        target = out_dir.with_name(out_dir.name + ".failed")
-        shutil.rmtree(target, ignore_errors=True)
-        staging.rename(target)
-        hint = ""
-        if any(key.startswith("retriever:") for key in failed):
-            hint = (
-                " The retriever ranks by user_embedding(u) @ item_embedding(i).T over precomputed "
-                "vectors; a scorer whose score_all_items differs (a temperature, a term outside "
-                "the embeddings) must fold that into its embeddings."
-            )
-        raise ExportError(
-            f"parity check failed for {sorted(failed)} (kept in {target}): "
-            f"{json.dumps(failed)}.{hint}"
+    if not failed:
+        _replace_dir(staging, out_dir)
+        return
+    target = out_dir.with_name(out_dir.name + ".failed")
+    shutil.rmtree(target, ignore_errors=True)
+    staging.rename(target)
+    hint = ""
+    if any(key.startswith("retriever:") for key in failed):
+        hint = (
+            " The retriever ranks by user_embedding(u) @ item_embedding(i).T over precomputed "
+            "vectors; a scorer whose score_all_items differs (a temperature, a term outside "
+            "the embeddings) must fold that into its embeddings."
         )
-    _replace_dir(staging, out_dir)
-    log.info("export written to %s; manifest sha256 %s", out_dir, manifest["sha256"])
-    return manifest
+    raise ExportError(
+        f"parity check failed for {sorted(failed)} (kept in {target}): {json.dumps(failed)}.{hint}"
+    )
 
 
 def _test_fingerprint(run_dir: Path) -> str | None:

@@ -81,8 +81,9 @@ def environment() -> dict:
 
 
 def write_manifest(folder: Path, manifest: dict) -> str:
-    """Write manifest.json with fresh file hashes; returns the manifest's own sha256 (to pin it)."""
-    manifest = {**manifest, "format_version": FORMAT_VERSION, "files": file_hashes(folder)}
+    """Write manifest.json with fresh file hashes (also set in `manifest`); returns the manifest's
+    own sha256, which the serving side can pin."""
+    manifest.update(format_version=FORMAT_VERSION, files=file_hashes(folder))
     path = folder / MANIFEST
     path.write_text(json.dumps(manifest, indent=2, sort_keys=True, default=str) + "\n")
     return sha256_file(path)

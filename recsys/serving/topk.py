@@ -1,9 +1,10 @@
 """Top-k and seen-item masking that TorchScript and torch.export both compile.
 
 The ordering is the evaluation convention (`recsys.metrics.ranking.topk_items`): score descending,
-ties broken by the lower item index, NaN ranked as -inf, -0.0 equal to +0.0. The evaluation code
-packs float bits into int64 keys, which TorchScript cannot express (it has no dtype view), so here
-the same order is reached with a float top-k plus an exact repair of ties at the k-th score.
+ties broken by the lower item index, -0.0 equal to +0.0. The evaluation code packs float bits into
+int64 keys, which TorchScript cannot express (it has no dtype view), so here the same order is
+reached with a float top-k plus an exact repair of ties at the k-th score. NaN scores are not
+handled (the exporter refuses non-finite embeddings, so dot products over them are finite).
 """
 
 from __future__ import annotations
@@ -38,15 +39,11 @@ def topk_lowest_index_ties(
 ) -> Tuple[Tensor, Tensor]:  # noqa: UP006
     """Top-k (scores, item indices), each (B, k), of a float32 (B, I) score matrix.
 
-    `tie_rank` is the (I,) int32 buffer `I - 1 - arange(I)`: larger for lower indices. `scores` is
-    modified in place (NaN -> -inf); callers pass a matrix they own. With `branch`, one float
+    `tie_rank` is the (I,) int32 buffer `I - 1 - arange(I)`: larger for lower indices. With `branch`, one float
     top-(k+1) decides: when no row ties at the k-th place, its top k is the answer and only
     needs ordering; otherwise (and always without `branch`: torch.export cannot branch on data)
     the exact path repairs the ties.
     """
-    # nan_to_num would also turn +-inf into +-max float unless told to keep them.
-    inf = float("inf")
-    scores = scores.nan_to_num_(nan=-inf, posinf=inf, neginf=-inf)
     if branch and k < scores.shape[1]:
         top, idx = torch.topk(scores, k + 1, dim=1)
         if not bool((top[:, k - 1] == top[:, k]).any()):
