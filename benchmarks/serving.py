@@ -1,17 +1,18 @@
 """Retriever latency on CPU: p50 / p99 per call at batch 1 and 64, for MovieLens-100K and a
 1M-item synthetic catalogue, eager vs the exported artifacts.
 
-    python benchmarks/serving.py                          # both catalogues, 1 thread
-    python benchmarks/serving.py --threads 4 --out serving.json
-    python benchmarks/serving.py --smoke                  # tiny sizes: checks that it runs
+    python -m benchmarks.serving --pt2                    # both catalogues, 1 thread
+    python -m benchmarks.serving --threads 4
+    python -m benchmarks.serving --smoke                  # tiny sizes: checks that it runs
 
+Results go to benchmarks/results/serving_cpu.json (or --out).
 Compared, on the same users and weights:
 - eager model: what evaluation does (`score_all_items` + `topk_items` with seen items masked);
 - eager module: the serving `Retriever` as a plain nn.Module;
 - torchscript: `retriever.pt` after save and `torch.jit.load`;
 - pt2: `retriever.pt2` after save and `torch.export.load` (with --pt2).
 Latency does not depend on trained values, so weights are random (MF, dim 64 + bias); ml100k uses
-the real seen-item lists when the data are under RECSYS_DATA_DIR, else an ml100k-sized stand-in.
+its real seen-item lists (skipped when the data are not under RECSYS_DATA_DIR).
 """
 
 from __future__ import annotations
@@ -26,24 +27,20 @@ from pathlib import Path
 
 import torch
 
+from benchmarks.common import load_datamodule, results_path
 from recsys.data.csr import UserItemCSR
 from recsys.metrics.evaluate import score_all_items
 from recsys.metrics.ranking import topk_items
 from recsys.models.components.mf import MatrixFactorization
 from recsys.serving.artifacts import build_modules, embed_all, save_module, seen_items
 
-ROOT = Path(__file__).resolve().parents[1]
 
-
-def ml100k_catalogue() -> tuple[int, int, UserItemCSR, str]:
-    folder = Path(os.environ.get("RECSYS_DATA_DIR", ROOT.parent / "shared" / "data")) / "ml-100k"
-    if (folder / "u1.base").is_file():
-        from recsys.data.movielens import MovieLens100K
-
-        data = MovieLens100K(root=str(folder))()
-        seen = seen_items(data, ["train", "valid"])
-        return data.num_users, data.num_items, seen, "ml100k (real seen items)"
-    return (*synthetic_catalogue(943, 1682, 90), "ml100k-sized stand-in (data not found)")
+def ml100k_catalogue() -> tuple[int, int, UserItemCSR, str] | None:
+    _, dm = load_datamodule("ml100k", [])
+    if dm is None:
+        return None
+    data = dm.load()
+    return data.num_users, data.num_items, seen_items(data, ["train", "valid"]), "ml100k"
 
 
 def synthetic_catalogue(users: int, items: int, per_user: int) -> tuple[int, int, UserItemCSR]:
@@ -146,6 +143,8 @@ def main() -> None:
             catalogue = (*synthetic_catalogue(50, 300, 5), f"{name} (smoke size)")
         elif name == "ml100k":
             catalogue = ml100k_catalogue()
+            if catalogue is None:
+                continue
         elif name == "synthetic-1m":
             catalogue = (*synthetic_catalogue(10_000, 1_000_000, 50), "synthetic 1M items")
         else:
@@ -153,8 +152,9 @@ def main() -> None:
         num_users, num_items, seen, label = catalogue
         rows += bench_catalogue(label, num_users, num_items, seen, args)
     meta = {"torch": torch.__version__, "threads": args.threads, "cpu": os.cpu_count()}
-    if args.out:
-        args.out.write_text(json.dumps({"meta": meta, "rows": rows}, indent=2) + "\n")
+    out = args.out or (None if args.smoke else results_path("serving_cpu.json"))
+    if out is not None:
+        out.write_text(json.dumps({"meta": meta, "rows": rows}, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ and the latency benchmark's smoke run."""
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -184,12 +185,10 @@ def test_cpp_example_prints_the_same_top10_as_python(mf_export):
 
 def test_serving_benchmark_smoke_run(tmp_path):
     out = tmp_path / "bench.json"
-    cmd = [sys.executable, str(ROOT / "benchmarks" / "serving.py"), "--smoke", "--pt2"]
+    cmd = [sys.executable, "-m", "benchmarks.serving", "--smoke", "--pt2", "--out", str(out)]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.run([*cmd, "--out", str(out)], capture_output=True, text=True, env=env)
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    import json
-
     rows = json.loads(out.read_text())["rows"]
     methods = {r["method"] for r in rows}
     assert methods == {"eager model", "eager module", "torchscript", "pt2"}
