@@ -130,7 +130,7 @@ class ItemEncoder(nn.Module):
 class Propensity(nn.Module):
     """forward(user_idx int64[B], item_idx int64[B]) -> P(convert) float32[B].
 
-    Wraps the model's propensity module (see `recsys.serving.exporter.propensity_module_of`), which
+    Wraps the model's propensity module (the hook: `recsys.serving.artifacts.propensity_module_of`), which
     already applies calibration and the down-sampling correction; this adds input validation.
     """
 
