@@ -40,6 +40,40 @@ class MFWithPropensity(MatrixFactorization):
         return CalibratedPropensityHead(self)
 
 
+class FeatureTowers(nn.Module):
+    """A two-tower-shaped scorer on the contract: side features as buffers, MLP towers, unit-norm
+    outputs. Stands in for the real two-tower model to show export needs nothing but the contract."""
+
+    def __init__(self, num_users: int, num_items: int, dim: int = 16, features: int = 5):
+        super().__init__()
+        self.num_users, self.num_items = num_users, num_items
+        g = torch.Generator().manual_seed(0)
+        self.register_buffer("user_features", torch.randn(num_users, features, generator=g))
+        self.register_buffer("item_features", torch.randn(num_items, features, generator=g))
+        self.user_ids, self.item_ids = nn.Embedding(num_users, dim), nn.Embedding(num_items, dim)
+        self.user_mlp = nn.Sequential(
+            nn.Linear(dim + features, dim), nn.ReLU(), nn.Linear(dim, dim)
+        )
+        self.item_mlp = nn.Sequential(
+            nn.Linear(dim + features, dim), nn.ReLU(), nn.Linear(dim, dim)
+        )
+
+    def user_embedding(self, users: Tensor) -> Tensor:
+        x = torch.cat([self.user_ids(users), self.user_features[users]], dim=1)
+        return nn.functional.normalize(self.user_mlp(x), dim=1)
+
+    def item_embedding(self, items: Tensor) -> Tensor:
+        x = torch.cat([self.item_ids(items), self.item_features[items]], dim=1)
+        return nn.functional.normalize(self.item_mlp(x), dim=1)
+
+    def score(self, users: Tensor, items: Tensor) -> Tensor:
+        return (self.user_embedding(users) * self.item_embedding(items)).sum(-1)
+
+    def score_all_items(self, users: Tensor) -> Tensor:
+        items = torch.arange(self.num_items, device=users.device)
+        return self.user_embedding(users) @ self.item_embedding(items).T
+
+
 def trained_run(base: Path, name: str, *overrides: str) -> Path:
     """Train a tiny run once per session (keyed by `name`) and return its directory."""
     run_dir = base / name

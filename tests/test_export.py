@@ -17,7 +17,13 @@ from recsys.serving import loader
 from recsys.serving.exporter import ExportError, check_vocabulary, export_from_config, export_run
 from recsys.train import train
 from tests.conftest import ROOT, compose_config, require_data
-from tests.serving_support import export_config, exported, fresh_python, trained_run
+from tests.serving_support import (
+    FeatureTowers,
+    export_config,
+    exported,
+    fresh_python,
+    trained_run,
+)
 
 ARTIFACTS = ("retriever", "user_encoder", "item_encoder")
 
@@ -160,6 +166,19 @@ def test_failed_parity_fails_loudly_and_publishes_nothing(mf_run, tmp_path):
     with pytest.raises(loader.IntegrityError, match="did not pass its parity check"):
         loader.load_artifact(failed, "retriever")
     assert loader.load_artifact(failed, "user_encoder") is not None  # those did pass
+
+
+def test_feature_tower_scorer_exports_through_the_contract_alone(mf_run, tmp_path):
+    """Any scorer on the contract exports: here towers over side features held in buffers."""
+    run = load_run(mf_run)
+    run.scorer = FeatureTowers(run.data.num_users, run.data.num_items).eval()
+    manifest = export_run(run, tmp_path / "export", formats=("torchscript", "pt2"))
+    for name in ARTIFACTS:
+        for fmt in ("torchscript", "pt2"):
+            assert manifest["artifacts"][name]["verification"][fmt]["passed"], (name, fmt)
+    assert manifest["model"]["scorer_class"].endswith("FeatureTowers")
+    encoder = loader.load_artifact(tmp_path / "export", "user_encoder")
+    assert encoder(torch.tensor([0, 5])).shape == (2, 16)
 
 
 def test_diverged_model_is_refused_before_anything_is_written(mf_run, tmp_path):
