@@ -19,6 +19,7 @@ from recsys.data.datamodule import InteractionDataModule
 from recsys.metrics.classification import classification_metrics, lift_table, reliability_table
 from recsys.models.calibration import fit_calibration
 from recsys.models.logreg import fit_predict_logreg
+from recsys.propensity_plots import lift_figure, reliability_figure, save_figure
 
 log = logging.getLogger(__name__)
 
@@ -105,8 +106,6 @@ def propensity_report(
         if "label_probs" in test:  # synthetic data: how far from the true probabilities
             values["mae_true"] = float((probs - test["label_probs"].float()).abs().mean())
         metrics.update(_prefixed(prefix, values))
-
-    from recsys.plots import lift_figure, reliability_figure, save_figure  # matplotlib: only here
 
     lift = lift_table(states["calibrated"], labels)
     metrics["test/propensity/top_decile_lift"] = float(lift["lift"][0])

@@ -15,6 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from recsys.callbacks import EpochTimer
 from recsys.data.datamodule import InteractionDataModule, build_datamodule
+from recsys.memory import estimate_training_memory
 from recsys.metrics.evaluate import evaluate_ranking
 from recsys.models.components.popularity import PopularityScorer
 from recsys.models.factory import build_loss, build_scorer
@@ -94,7 +95,9 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
     write_json(out / "data_report.json", report)
     write_vocabularies(out / "vocab", data)
 
-    trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    estimate = estimate_training_memory(module, datamodule)
+    log.info("memory estimate (GiB): %s", json.dumps({k: round(v, 3) for k, v in estimate.items()}))
+    trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"), weights_only=True)
     best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
     trainer.test(module, datamodule=datamodule, ckpt_path=best or None, weights_only=True)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")}

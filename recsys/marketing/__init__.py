@@ -1,1 +1,1 @@
-"""Marketing on trained runs: audiences (and, with issue 10, segments and model comparisons)."""
+"""Marketing on trained runs: segments, offline comparison, A/B planning, audiences."""

@@ -1,20 +1,20 @@
-"""Figures written to the run directory and TensorBoard (matplotlib, no display needed)."""
+"""Propensity figures for the run directory and TensorBoard: reliability diagram, lift chart.
+
+Built with `matplotlib.figure.Figure`, not pyplot: they render on a headless box and leave the
+backend of a notebook or application that imports recsys alone.
+"""
 
 from __future__ import annotations
 
-import matplotlib
-
-matplotlib.use("Agg")  # files only: works on headless training boxes
-
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-from torch import Tensor  # noqa: E402
+from matplotlib.figure import Figure
+from torch import Tensor
 
 
 def reliability_figure(tables: dict[str, dict[str, Tensor]], title: str) -> Figure:
     """Observed conversion rate against mean predicted probability per equal-mass bin, one line per
     model state (e.g. before / after calibration); the diagonal is perfect calibration."""
-    fig, ax = plt.subplots(figsize=(5, 5))
+    fig = Figure(figsize=(5, 5))
+    ax = fig.subplots()
     top = 0.0
     for name, table in tables.items():
         x, y = table["mean_predicted"].numpy(), table["observed_rate"].numpy()
@@ -33,7 +33,8 @@ def reliability_figure(tables: dict[str, dict[str, Tensor]], title: str) -> Figu
 
 def lift_figure(table: dict[str, Tensor], title: str) -> Figure:
     """Lift per decile (bars) and cumulative gain (line) against the share of users targeted."""
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    fig = Figure(figsize=(10, 4))
+    left, right = fig.subplots(1, 2)
     deciles = table["decile"].numpy()
     left.bar(deciles, table["lift"].numpy(), color="tab:blue")
     left.axhline(1.0, color="grey", linestyle="--", linewidth=1)
@@ -57,4 +58,3 @@ def save_figure(fig: Figure, path, loggers=(), tag: str = "", step: int = 0) -> 
         writer = getattr(logger, "experiment", None)
         if hasattr(writer, "add_figure"):
             writer.add_figure(tag, fig, global_step=step, close=False)
-    plt.close(fig)
