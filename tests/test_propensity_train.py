@@ -143,6 +143,23 @@ def test_audience_script_writes_parquet_and_prints_expected_conversions(propensi
     assert "Traceback" not in bad.stderr
 
 
+def test_real_head_exports_as_propensity_pt(propensity_run, tmp_path):
+    """The export hook (`propensity_module()`) carries calibration and correction into propensity.pt."""
+    from recsys.serving import loader
+    from tests.serving_support import exported
+
+    run_dir, _ = propensity_run
+    exported(run_dir, tmp_path / "export", "format=torchscript")
+    artifact = loader.load_artifact(tmp_path / "export", "propensity")
+    run = load_run(run_dir)
+    users = torch.arange(run.data.num_users)
+    items = users % run.data.num_items
+    with torch.no_grad():
+        assert torch.allclose(
+            artifact(users, items), run.scorer.propensity(users, items), atol=1e-6
+        )
+
+
 @pytest.mark.skipif(
     not (CONF / "model" / "two_tower.yaml").is_file(), reason="model=two_tower not on this branch"
 )
