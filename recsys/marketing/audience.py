@@ -18,12 +18,13 @@ from torch import Tensor, nn
 
 from recsys.data.interactions import InteractionData
 from recsys.metrics.classification import lift_table
+from recsys.run_loading import RunError, load_run
 
 NUM_DECILES = 10
 
 
-class AudienceError(ValueError):
-    """A request the run cannot answer (unknown item, no propensity head); the message says which."""
+class AudienceError(RunError):
+    """A request the run cannot answer (unknown item, no propensity head); the CLI prints it alone."""
 
 
 def item_indices(data: InteractionData, items: Sequence | str | int) -> list[int]:
@@ -146,8 +147,6 @@ def decile_lift_on_test(
 
 def make_audience(cfg) -> dict:
     """The `scripts/audience.py` job: load the run, write the Parquet, print what a marketer needs."""
-    from recsys.run_loading import load_run
-
     run = load_run(cfg.run_dir, cfg.get("checkpoint", "best"))
     items = cfg.item if isinstance(cfg.item, str | int) else list(cfg.item)
     frame = build_audience(run.scorer, run.data, items, cfg.get("size"), cfg.get("exclude_seen"))
