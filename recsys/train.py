@@ -13,7 +13,9 @@ import pytorch_lightning as pl
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from recsys.callbacks import EpochTimer
 from recsys.data.datamodule import InteractionDataModule, build_datamodule
+from recsys.memory import estimate_training_memory
 from recsys.metrics.evaluate import evaluate_ranking
 from recsys.models.components.popularity import PopularityScorer
 from recsys.models.factory import build_loss, build_scorer
@@ -131,6 +133,8 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
         write_json(out / "data_report.json", report)
         write_vocabularies(out / "vocab", data)
 
+    estimate = estimate_training_memory(module, datamodule)
+    log.info("memory estimate (GiB): %s", json.dumps({k: round(v, 3) for k, v in estimate.items()}))
     trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
     best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
     trainer.test(module, datamodule=datamodule, ckpt_path=best or None, weights_only=True)
@@ -141,6 +145,9 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
         and trainer.checkpoint_callback.best_model_score is not None
     ):
         metrics[f"best/{monitor}"] = float(trainer.checkpoint_callback.best_model_score)
+    for cb in trainer.callbacks:
+        if isinstance(cb, EpochTimer):
+            metrics.update(cb.summary())
     metrics["epochs"] = trainer.current_epoch
     if not writer:
         return metrics, objects

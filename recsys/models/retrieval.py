@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 
 import pytorch_lightning as pl
@@ -33,6 +34,8 @@ class RetrievalModule(pl.LightningModule):
         self.embedding_l2, self.ks = embedding_l2, list(ks)
         self.per_user_results: dict[str, Tensor] = {}
         self._acc: RankingAccumulator | None = None
+        self._tracked: dict[str, Tensor] = {}
+        self._tracked_steps: dict[str, int] = {}
 
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
         users, items, negatives = batch["users"], batch["items"], batch["negatives"]
@@ -41,13 +44,31 @@ class RetrievalModule(pl.LightningModule):
         both = self.scorer.item_embedding(torch.cat([items, negatives.reshape(-1)]))  # (B + B*N, D)
         positive, negative = both[:b], both[b:].view(b, n, -1)
         loss = self.loss_fn(user, positive, negative, items, negatives)
-        self.log("train/loss_retrieval", loss, on_step=False, on_epoch=True, batch_size=b)
+        self.track("train/loss_retrieval", loss)
         if self.embedding_l2 > 0:
             # L2 on the rows used in this batch only: the usual BPR regulariser, also right for sparse updates.
-            reg = self.embedding_l2 * (user.pow(2).sum() + both.pow(2).sum()) / b
-            loss = loss + reg
-        self.log("train/loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=b)
+            loss = loss + self.embedding_l2 * (user.pow(2).sum() + both.pow(2).sum()) / b
+        self.track("train/loss", loss)
         return loss
+
+    # ----- epoch-level training scalars without a per-step logging cost -----
+    def track(self, name: str, value: Tensor) -> None:
+        """Add a per-step scalar to an on-device running sum, logged as its epoch mean.
+
+        `self.log` in every step costs more than an MF step itself (Lightning moves its result
+        collection each call); summing detached tensors costs one add and never syncs the device.
+        """
+        value = value.detach().float()
+        total = self._tracked.get(name)
+        self._tracked[name] = value if total is None else total + value
+        self._tracked_steps[name] = self._tracked_steps.get(name, 0) + 1
+
+    def on_train_epoch_start(self) -> None:
+        self._tracked, self._tracked_steps = {}, {}
+
+    def on_train_epoch_end(self) -> None:
+        for name, total in self._tracked.items():
+            self.log(name, total / self._tracked_steps[name], prog_bar=name == "train/loss")
 
     # ----- full-ranking evaluation, one chunk of users per batch -----
     def _start_eval(self) -> None:
@@ -119,7 +140,11 @@ class RetrievalModule(pl.LightningModule):
         self._end_eval("test")
 
     def configure_optimizers(self):
-        optimizer = self.optimizer_factory(params=self.parameters())
+        factory = self.optimizer_factory
+        accepted = inspect.signature(getattr(factory, "func", factory)).parameters
+        # Sparse-aware factories (recsys.models.optim.sparse_dense_adam) split the tables themselves.
+        extra = {"module": self} if "module" in accepted else {}
+        optimizer = factory(params=self.parameters(), **extra)
         if self.scheduler_factory is None:
             return optimizer
         return {"optimizer": optimizer, "lr_scheduler": self.scheduler_factory(optimizer=optimizer)}
