@@ -1,6 +1,6 @@
 """Sweep summary: one row per job of a multirun, sorted by the optimised metric, at the sweep root.
 
-`summary.csv` (every metric) and `summary.md` (the ones people compare) are rewritten as each job
+`summary.csv` (every test metric, epoch time and throughput) and `summary.md` (the ones people compare) are rewritten as each job
 ends, so a long sweep shows its progress, and once more when the sweep ends; then the best job's
 config is printed and saved as `best_config.yaml`. Rows are read back from the job directories
 (`.hydra/overrides.yaml`, `metrics.json`), so this works whichever launcher ran the jobs, in whatever
@@ -66,7 +66,7 @@ def collect_runs(sweep_dir: Path, metric: str) -> pd.DataFrame:
         row: dict[str, Any] = {"job": job_dir.name}
         row.update(_override_value(o) for o in overrides)
         row[metric] = metrics.get(metric, math.nan)
-        row.update({k: v for k, v in metrics.items() if k.startswith(("test/", "best/"))})
+        row.update({k: v for k, v in metrics.items() if k.startswith(("test/", "best/", "time/"))})
         row["epochs"] = metrics.get("epochs", math.nan)
         row["wall_time_s"] = metrics.get("wall_time_s", math.nan)
         row["status"] = "done" if metrics else "running or failed"
@@ -122,18 +122,21 @@ def write_summary(sweep_dir: Path, metric: str, mode: str = "max") -> pd.DataFra
     keys = swept_keys(frame)
     front = ["job", *keys, metric]
     scores = sorted(c for c in frame if c.startswith(("test/", "best/")) and c != metric)
-    frame = frame[[*front, *scores, "epochs", "wall_time_s", "status", "overrides", "run_dir"]]
+    timing = sorted(c for c in frame if c.startswith("time/"))
+    frame = frame[
+        [*front, *scores, "epochs", *timing, "wall_time_s", "status", "overrides", "run_dir"]
+    ]
     _write_atomic(sweep_dir / "summary.csv", frame.to_csv(index=False))
 
     shown = [c for c in scores if c.startswith(("test/ndcg@", "test/recall@"))]
-    table = frame[[*front, *shown, "epochs", "wall_time_s", "status"]]
+    table = frame[[*front, *shown, "epochs", *timing, "wall_time_s", "status"]]
     done = int((frame["status"] == "done").sum())
     header = f"# Sweep summary: {done} of {len(frame)} runs done, sorted by {metric} ({mode})\n\n"
     if not keys:
         table = table.assign(overrides=frame["overrides"])
-    _write_atomic(
-        sweep_dir / "summary.md", header + _markdown(table, {"epochs": ".0f", "wall_time_s": ".1f"})
-    )
+    formats = {"epochs": ".0f", "wall_time_s": ".1f", "time/train_epoch_s": ".3f"}
+    formats["time/train_rows_per_s"] = ".0f"
+    _write_atomic(sweep_dir / "summary.md", header + _markdown(table, formats))
     return frame
 
 
