@@ -14,10 +14,13 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from omegaconf import OmegaConf
 
 from recsys.sweeps.summary import write_summary
 from recsys.sweeps.trial import claim_slot
-from tests.conftest import ROOT, TINY
+from tests.conftest import CONF, ROOT, TINY
 
 ONE_EPOCH = [*TINY, "trainer.max_epochs=1"]
 
@@ -215,3 +218,18 @@ def test_summary_sorts_by_metric_and_keeps_unfinished_runs(tmp_path):
         "1",
     ]
     assert "3 of 4 runs done" in (tmp_path / "summary.md").read_text()
+
+
+@pytest.mark.parametrize("search", ["ml100k_optuna", "two_tower_optuna"])
+def test_search_spaces_name_existing_keys(search):
+    """A misspelt key in a search space would only fail trials at run time; catch it here."""
+    if search == "two_tower_optuna" and not (CONF / "model" / "two_tower.yaml").is_file():
+        pytest.skip("conf/model/two_tower.yaml is not on this branch")
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose("train", overrides=[f"hparams_search={search}"], return_hydra_config=True)
+    assert cfg.hydra.sweeper._target_.endswith("OptunaSweeper")
+    assert cfg.hydra.sweeper.sampler._target_ == "optuna.samplers.TPESampler"
+    missing = object()
+    for key in cfg.hydra.sweeper.params:
+        assert OmegaConf.select(cfg, key, default=missing) is not missing, key
