@@ -132,6 +132,9 @@ def ddp_children_as_single_runs(cfg: DictConfig, script: Path) -> Iterator[None]
     if "LOCAL_RANK" in os.environ or not HydraConfig.initialized():
         yield  # a DDP child, or processes started by torchrun / SLURM: nothing to launch
         return
+    # Lightning's (private) hook for the child command; tests/test_ddp.py fails if it moves.
+    if not hasattr(subprocess_script, "_hydra_subprocess_cmd"):
+        raise RuntimeError("Lightning moved _hydra_subprocess_cmd: update recsys/sweeps/trial.py")
     saved_env = {k: os.environ.get(k) for k in _LAUNCH_ENV}
     original = subprocess_script._hydra_subprocess_cmd
     subprocess_script._hydra_subprocess_cmd = lambda local_rank: child_command(
