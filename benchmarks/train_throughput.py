@@ -70,42 +70,69 @@ def timed_epochs(run_epoch, rows: int, seconds: float) -> float:
     return done / (time.perf_counter() - start)
 
 
-def tutorial(cfg, dm, seconds: float) -> float:
+def tutorial(cfg, dm, seconds: float, device: torch.device) -> float:
     data = dm.load()
-    scorer, loss_fn = build_scorer(cfg.model.scorer, data), build_loss(cfg.model, dm)
+    scorer, loss_fn = (
+        build_scorer(cfg.model.scorer, data).to(device),
+        build_loss(cfg.model, dm).to(device),
+    )
     optimizer = torch.optim.Adam(scorer.parameters(), lr=1e-3)
     ds = TripletDataset(data.train.users, data.train.items, data.num_items, dm.num_negatives)
     loader = DataLoader(ds, batch_size=dm.batch_size, shuffle=True)
 
     def run_epoch():
         for users, items, negatives in loader:
-            step(scorer, loss_fn, optimizer, users, items, negatives)
+            step(
+                scorer, loss_fn, optimizer, users.to(device), items.to(device), negatives.to(device)
+            )
+        sync(device)
 
     return timed_epochs(run_epoch, len(ds), seconds)
 
 
-def bare(cfg, dm, seconds: float, sparse: bool) -> float:
+def bare(cfg, dm, seconds: float, sparse: bool, device: torch.device) -> float:
     data = dm.load()
-    scorer, loss_fn = build_scorer(cfg.model.scorer, data), build_loss(cfg.model, dm)
+    scorer, loss_fn = (
+        build_scorer(cfg.model.scorer, data).to(device),
+        build_loss(cfg.model, dm).to(device),
+    )
     if sparse:
         from recsys.models.optim import sparse_dense_adam
 
         optimizer = sparse_dense_adam(None, scorer, lr=1e-3)
     else:
-        optimizer = torch.optim.Adam(scorer.parameters(), lr=1e-3)
-    users, items, n = data.train.users, data.train.items, len(data.train)
+        optimizer = torch.optim.Adam(
+            scorer.parameters(), lr=1e-3, fused=device.type == "cuda" or None
+        )
+    users, items, n = data.train.users.to(device), data.train.items.to(device), len(data.train)
 
     def run_epoch():
-        order = torch.randperm(n)
+        order = torch.randperm(n, device=device)
         for start in range(0, n, dm.batch_size):
             idx = order[start : start + dm.batch_size]
-            negatives = torch.randint(data.num_items, (idx.numel(), dm.num_negatives))
-            step(scorer, loss_fn, optimizer, users[idx], items[idx], negatives)
+            negatives = torch.randint(
+                data.num_items, (idx.numel(), dm.num_negatives), device=device
+            )
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+                step(scorer, loss_fn, optimizer, users[idx], items[idx], negatives)
+        sync(device)
 
     return timed_epochs(run_epoch, n, seconds)
 
 
-def recsys_trainer(cfg, dm, seconds: float) -> float:
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def trainer_kwargs(device: torch.device, epochs: int, timer: EpochTimer) -> dict:
+    on_cuda = device.type == "cuda"
+    return dict(max_epochs=epochs, accelerator="gpu" if on_cuda else "cpu", devices=1,
+                precision="bf16-mixed" if on_cuda else "32-true", logger=False, enable_checkpointing=False,
+                enable_progress_bar=False, limit_val_batches=0, enable_model_summary=False, callbacks=[timer])  # fmt: skip
+
+
+def recsys_trainer(cfg, dm, seconds: float, device: torch.device) -> float:
     data = dm.load()
     scorer = build_scorer(cfg.model.scorer, data)
     from hydra.utils import instantiate
@@ -115,14 +142,10 @@ def recsys_trainer(cfg, dm, seconds: float) -> float:
     )
     # Estimate how many epochs fill `seconds` from one warm-up epoch, then time them.
     timer = EpochTimer()
-    probe = pl.Trainer(max_epochs=2, accelerator="cpu", logger=False, enable_checkpointing=False,
-                       enable_progress_bar=False, limit_val_batches=0, enable_model_summary=False, callbacks=[timer])  # fmt: skip
-    probe.fit(module, datamodule=dm)
+    pl.Trainer(**trainer_kwargs(device, 2, timer)).fit(module, datamodule=dm)
     epochs = max(3, int(seconds / timer.epoch_seconds[-1]) + 1)
     timer = EpochTimer()
-    trainer = pl.Trainer(max_epochs=epochs, accelerator="cpu", logger=False, enable_checkpointing=False,
-                         enable_progress_bar=False, limit_val_batches=0, enable_model_summary=False, callbacks=[timer])  # fmt: skip
-    trainer.fit(module, datamodule=dm)
+    pl.Trainer(**trainer_kwargs(device, epochs, timer)).fit(module, datamodule=dm)
     return timer.summary()["time/train_rows_per_s"]
 
 
@@ -134,9 +157,14 @@ def main() -> None:
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--batch-size", type=int, default=1024)
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (bf16 autocast on cuda)")
+    parser.add_argument(
+        "--skip-tutorial", action="store_true", help="leave out the slow tutorial loop"
+    )
     parser.add_argument("--seconds", type=float, default=5.0, help="timed seconds per measurement")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
     rows = []
     for data_name in args.data:
         for variant in args.variants:
@@ -149,20 +177,34 @@ def main() -> None:
             if dm is None:
                 continue
             pl.seed_everything(0, verbose=False)
-            row = {"data": data_name, "variant": variant, "batch_size": args.batch_size}
-            row["tutorial"] = tutorial(cfg, dm, args.seconds)
-            row["bare_dense"] = bare(cfg, dm, args.seconds, sparse=False)
-            row["recsys"] = recsys_trainer(cfg, dm, args.seconds)
+            row = {
+                "data": data_name,
+                "variant": variant,
+                "batch_size": args.batch_size,
+                "device": args.device,
+            }
+            if not args.skip_tutorial:
+                row["tutorial"] = tutorial(cfg, dm, args.seconds, device)
+            row["bare_dense"] = bare(cfg, dm, args.seconds, False, device)
+            row["recsys"] = recsys_trainer(cfg, dm, args.seconds, device)
             row["recsys_vs_bare"] = row["recsys"] / row["bare_dense"]
-            row["recsys_vs_tutorial"] = row["recsys"] / row["tutorial"]
+            if "tutorial" in row:
+                row["recsys_vs_tutorial"] = row["recsys"] / row["tutorial"]
             rows.append(row)
             print(
                 json.dumps({k: round(v, 3) if isinstance(v, float) else v for k, v in row.items()}),
                 flush=True,
             )
-    out = {"date": str(date.today()), "machine": platform.processor() or platform.machine(),
+    machine = (
+        torch.cuda.get_device_name()
+        if device.type == "cuda"
+        else platform.processor() or platform.machine()
+    )
+    out = {"date": str(date.today()), "machine": machine,
            "threads": args.threads, "torch": torch.__version__, "rows": rows}  # fmt: skip
-    results_path("train_throughput.json").write_text(json.dumps(out, indent=2) + "\n")
+    results_path(f"train_throughput_{device.type}.json").write_text(
+        json.dumps(out, indent=2) + "\n"
+    )
 
 
 if __name__ == "__main__":

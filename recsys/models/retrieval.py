@@ -144,6 +144,9 @@ class RetrievalModule(pl.LightningModule):
         accepted = inspect.signature(getattr(factory, "func", factory)).parameters
         # Sparse-aware factories (recsys.models.optim.sparse_dense_adam) split the tables themselves.
         extra = {"module": self} if "module" in accepted else {}
+        keywords = getattr(factory, "keywords", {})
+        if self.device.type == "cuda" and "fused" in accepted and "fused" not in keywords:
+            extra["fused"] = True  # one kernel for the whole update instead of one per tensor
         optimizer = factory(params=self.parameters(), **extra)
         if self.scheduler_factory is None:
             return optimizer
