@@ -21,3 +21,15 @@ python scripts/train.py experiment=ml100k_mf trainer=gpu data.root="$data/ml-100
 CUDA_VISIBLE_DEVICES="" python scripts/export.py run_dir=/tmp/recsys_gpu_run > "$out/gpu_export.log" 2>&1
 echo "export exit: $?" | tee -a "$out/gpu_export.log"
 cp /tmp/recsys_gpu_run/metrics.json "$out/gpu_run_metrics.json"
+
+# A 4-trial sweep through the one-trial-per-GPU launcher (README "Sweeps and multi-GPU"): one
+# after the other (n_jobs=1), then 4 at once (each on its own GPU where there are 4; sharing the
+# GPU on a 1-GPU box). Needs the `sweeps` extra (hydra-joblib-launcher).
+for n in 1 4; do
+  SECONDS=0
+  python scripts/train.py -m hydra/launcher=parallel hydra.launcher.n_jobs=$n experiment=ml100k_mf \
+    data.root="$data/ml-100k" model.dim=32,64,128,256 trainer.enable_progress_bar=false \
+    callbacks.progress_bar=null hydra.sweep.dir=/tmp/recsys_sweep_n$n > "$out/sweep_n$n.log" 2>&1
+  echo "sweep of 4 trials, n_jobs=$n: exit $?, ${SECONDS} s" | tee -a "$out/sweep.txt"
+  cp /tmp/recsys_sweep_n$n/summary.md "$out/sweep_n${n}_summary.md"
+done

@@ -14,7 +14,7 @@ from torch import Tensor, nn
 
 from recsys.metrics.classification import binary_auc
 from recsys.metrics.evaluate import rank_batch
-from recsys.metrics.ranking import RankingAccumulator
+from recsys.metrics.ranking import METRIC_NAMES, RankingAccumulator
 
 
 class RetrievalModule(pl.LightningModule):
@@ -87,8 +87,14 @@ class RetrievalModule(pl.LightningModule):
             ]
         )
         labels = labels.float()
-        self.log(f"{stage}/propensity/logloss", F.binary_cross_entropy_with_logits(logits, labels))
-        self.log(f"{stage}/propensity/auc", binary_auc(logits, labels))
+        # Every rank scores all validation rows: identical values, "synced" as in _end_eval.
+        sync = {"sync_dist": self.trainer.world_size > 1, "reduce_fx": "max"}
+        self.log(
+            f"{stage}/propensity/logloss",
+            F.binary_cross_entropy_with_logits(logits, labels),
+            **sync,
+        )
+        self.log(f"{stage}/propensity/auc", binary_auc(logits, labels).to(self.device), **sync)
 
     # ----- epoch-level training scalars without a per-step logging cost -----
     def track(self, name: str, value: Tensor) -> None:
@@ -123,10 +129,43 @@ class RetrievalModule(pl.LightningModule):
         )
 
     def _end_eval(self, stage: str) -> None:
-        metrics = self._acc.compute()
-        self.log_dict({f"{stage}/{k}": v for k, v in metrics.items()}, sync_dist=False)
-        self.per_user_results = self._acc.per_user_table()
+        if self.trainer.world_size > 1:
+            metrics, self.per_user_results = self._gather_eval()
+        else:
+            metrics, self.per_user_results = self._acc.compute(), self._acc.per_user_table()
+        # Gathered, so identical on every rank: checkpointing and early stopping agree. The max
+        # "sync" keeps them bit-exact (a mean over ranks could round) and tells Lightning they are global.
+        distributed = self.trainer.world_size > 1
+        self.log_dict(
+            {f"{stage}/{k}": v for k, v in metrics.items()}, sync_dist=distributed, reduce_fx="max"
+        )
         self._propensity_eval(stage)
+
+    def _gather_eval(self) -> tuple[dict[str, float], dict[str, Tensor]]:
+        """DDP: every rank ranked a disjoint slice of the users; gather all per-user rows and the
+        recommended-item sets, then take the same means a single process would (no padded rows count).
+        """
+        acc = self._acc
+        names = [f"{m}@{k}" for k in self.ks for m in METRIC_NAMES]
+        table = acc.per_user_table()
+        columns = [table.get(n, torch.zeros(0)).double() for n in ["user_idx", *names]]
+        rows = torch.stack(columns, 1).to(self.device)  # (U_rank, 1 + M)
+        counts = self.all_gather(torch.tensor(rows.shape[0], device=self.device)).view(-1).tolist()
+        padded = rows.new_zeros(max(counts), rows.shape[1])
+        padded[: rows.shape[0]] = rows
+        gathered = self.all_gather(padded).view(len(counts), max(counts), -1)
+        rows = torch.cat([gathered[r, :n] for r, n in enumerate(counts)]).cpu()
+        rows = rows[rows[:, 0].argsort()]
+        metrics = {
+            n: float(rows[:, i + 1].sum()) / max(1, rows.shape[0]) for i, n in enumerate(names)
+        }
+        for k in self.ks:
+            seen = acc.recommended.get(k, torch.zeros(acc.num_items, dtype=torch.bool))
+            union = self.all_gather(seen.to(self.device, torch.uint8)).view(-1, acc.num_items)
+            metrics[f"coverage@{k}"] = float(union.amax(0).sum()) / acc.num_items
+        per_user = {"user_idx": rows[:, 0].long()}
+        per_user.update({n: rows[:, i + 1].float() for i, n in enumerate(names)})
+        return metrics, per_user
 
     def on_validation_epoch_start(self) -> None:
         self._start_eval()
