@@ -13,6 +13,7 @@ import pytorch_lightning as pl
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from recsys.cold_start_eval import cold_start_metrics
 from recsys.data.datamodule import InteractionDataModule, build_datamodule
 from recsys.metrics.evaluate import evaluate_ranking
 from recsys.models.components.popularity import PopularityScorer
@@ -95,6 +96,9 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
     trainer.test(module, datamodule=datamodule, ckpt_path=best or None, weights_only=True)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")}
     metrics.update(popularity_baseline(datamodule, module.ks))
+    metrics.update(
+        cold_start_metrics(datamodule, module.scorer, module.ks)
+    )  # {} unless cold-start data
     monitor = module.hparams.monitor
     if (
         trainer.checkpoint_callback is not None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 
 import hydra
+import torch
 from omegaconf import DictConfig
 from torch import nn
 
@@ -21,8 +22,13 @@ def build_scorer(scorer_cfg: DictConfig, data: InteractionData) -> nn.Module:
         "num_items": data.num_items,
         "user_features": data.user_features,
         "item_features": data.item_features,
+        # Training counts: rows with none are cold (towers give them an "unknown id" embedding).
+        "user_counts": torch.bincount(data.train.users, minlength=data.num_users),
+        "item_counts": torch.bincount(data.train.items, minlength=data.num_items),
     }
-    return hydra.utils.instantiate(scorer_cfg, **{k: v for k, v in sizes.items() if k in accepted})
+    # Partial first: tensors and FeatureTables cannot pass through OmegaConf as instantiate kwargs.
+    make = hydra.utils.instantiate(scorer_cfg, _partial_=True, _convert_="all")
+    return make(**{k: v for k, v in sizes.items() if k in accepted})
 
 
 def build_loss(model_cfg: DictConfig, datamodule: InteractionDataModule) -> nn.Module:

@@ -35,19 +35,30 @@ class RetrievalModule(pl.LightningModule):
         self._acc: RankingAccumulator | None = None
 
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
-        users, items, negatives = batch["users"], batch["items"], batch["negatives"]
+        users, items = batch["users"], batch["items"]
+        negatives = batch.get("negatives")  # absent when data.loader.num_negatives=0
+        if negatives is None or not getattr(self.loss_fn, "uses_negatives", True):
+            negatives = items.new_zeros((items.shape[0], 0))  # in-batch only: skip embedding them
         b, n = negatives.shape
         user = self.scorer.user_embedding(users)  # (B, D)
         both = self.scorer.item_embedding(torch.cat([items, negatives.reshape(-1)]))  # (B + B*N, D)
-        positive, negative = both[:b], both[b:].view(b, n, -1)
+        positive, negative = both[:b], both[b:].view(b, n, both.shape[-1])
         loss = self.loss_fn(user, positive, negative, items, negatives)
         self.log("train/loss_retrieval", loss, on_step=False, on_epoch=True, batch_size=b)
+        # Losses that expose their terms (InBatchSoftmaxLoss.parts): epoch means, no per-step sync.
+        for name, value in getattr(self.loss_fn, "parts", {}).items():
+            self.log(f"train/{name}", value, on_step=False, on_epoch=True, batch_size=b)
         if self.embedding_l2 > 0:
             # L2 on the rows used in this batch only: the usual BPR regulariser, also right for sparse updates.
             reg = self.embedding_l2 * (user.pow(2).sum() + both.pow(2).sum()) / b
+            self.log("train/loss_l2", reg, on_step=False, on_epoch=True, batch_size=b)
             loss = loss + reg
         self.log("train/loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=b)
         return loss
+
+    def on_train_epoch_end(self) -> None:
+        if hasattr(self.scorer, "temperature"):  # e.g. TwoTower's learned softmax temperature
+            self.log("train/temperature", self.scorer.temperature().detach().float())
 
     # ----- full-ranking evaluation, one chunk of users per batch -----
     def _start_eval(self) -> None:
