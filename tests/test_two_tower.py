@@ -10,9 +10,11 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from recsys.data.interactions import FeatureTable
 from recsys.data.synthetic import SyntheticSource
+from recsys.metrics.evaluate import evaluate_ranking
 from recsys.models.components.towers import TwoTower
 from recsys.models.factory import build_scorer
 from recsys.models.losses import InBatchSoftmaxLoss
+from recsys.run_loading import load_run
 from recsys.train import train
 from tests.conftest import compose_config, require_data
 
@@ -122,6 +124,12 @@ def test_tensorboard_has_loss_parts_temperature_and_metrics_per_epoch(tiny_cfg, 
         assert tag in tags, tag
         assert len(events.Scalars(tag)) == 3, tag  # one point per epoch
     assert events.Scalars("train/temperature")[-1].value != pytest.approx(0.05)  # it is learned
+    # The run loads back (features are buffers in the checkpoint) and gives the same test metrics.
+    run = load_run(tmp_path / "run")
+    got, _ = evaluate_ranking(
+        run.scorer, run.datamodule.ranking_batches("test"), [10], run.data.num_items
+    )
+    assert got["ndcg@10"] == pytest.approx(metrics["test/ndcg@10"], abs=1e-6)
 
 
 @pytest.mark.slow
