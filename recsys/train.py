@@ -14,6 +14,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from recsys.callbacks import EpochTimer
+from recsys.cold_start_eval import cold_start_metrics
 from recsys.data.datamodule import InteractionDataModule, build_datamodule
 from recsys.memory import estimate_training_memory
 from recsys.metrics.evaluate import evaluate_ranking
@@ -155,6 +156,7 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
     if not writer:
         return metrics, objects
     metrics.update(popularity_baseline(datamodule, module.ks))
+    metrics.update(cold_start_metrics(datamodule, module.scorer, module.ks))  # {} unless cold-start
     if has_propensity_head(module.scorer):  # calibrate on validation, evaluate, save calibration
         calibration = cfg.model.get("calibration") or {}
         metrics.update(propensity_report(module.scorer, datamodule, calibration, out, trainer))

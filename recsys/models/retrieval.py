@@ -44,13 +44,19 @@ class RetrievalModule(pl.LightningModule):
         self._tracked_steps: dict[str, int] = {}
 
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
-        users, items, negatives = batch["users"], batch["items"], batch["negatives"]
+        users, items = batch["users"], batch["items"]
+        negatives = batch.get("negatives")  # absent when data.loader.num_negatives=0
+        if negatives is None or not getattr(self.loss_fn, "uses_negatives", True):
+            negatives = items.new_zeros((items.shape[0], 0))  # in-batch only: skip embedding them
         b, n = negatives.shape
         user = self.scorer.user_embedding(users)  # (B, D)
         both = self.scorer.item_embedding(torch.cat([items, negatives.reshape(-1)]))  # (B + B*N, D)
-        positive, negative = both[:b], both[b:].view(b, n, -1)
+        positive, negative = both[:b], both[b:].view(b, n, both.shape[-1])
         loss = self.loss_fn(user, positive, negative, items, negatives)
         self.track("train/loss_retrieval", loss)
+        # Losses that expose their terms (InBatchSoftmaxLoss.parts) get them logged as epoch means.
+        for name, value in getattr(self.loss_fn, "parts", {}).items():
+            self.track(f"train/{name}", value)
         loss = self.retrieval_weight * loss
         if self.propensity_weight > 0:
             bce = self._propensity_loss(batch, user, positive)
@@ -58,7 +64,9 @@ class RetrievalModule(pl.LightningModule):
             loss = loss + self.propensity_weight * bce
         if self.embedding_l2 > 0:
             # L2 on the rows used in this batch only: the usual BPR regulariser, also right for sparse updates.
-            loss = loss + self.embedding_l2 * (user.pow(2).sum() + both.pow(2).sum()) / b
+            reg = self.embedding_l2 * (user.pow(2).sum() + both.pow(2).sum()) / b
+            self.track("train/loss_l2", reg)
+            loss = loss + reg
         self.track("train/loss", loss)
         return loss
 
@@ -114,6 +122,8 @@ class RetrievalModule(pl.LightningModule):
     def on_train_epoch_end(self) -> None:
         for name, total in self._tracked.items():
             self.log(name, total / self._tracked_steps[name], prog_bar=name == "train/loss")
+        if hasattr(self.scorer, "temperature"):  # e.g. TwoTower's learned softmax temperature
+            self.log("train/temperature", self.scorer.temperature().detach().float())
 
     # ----- full-ranking evaluation, one chunk of users per batch -----
     def _start_eval(self) -> None:
