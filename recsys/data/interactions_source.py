@@ -41,6 +41,10 @@ def plain(value: Any) -> Any:
     return value
 
 
+def _tensor(values: np.ndarray | None, dtype: type) -> torch.Tensor | None:
+    return None if values is None else torch.from_numpy(np.ascontiguousarray(values, dtype=dtype))
+
+
 def to_interactions(
     table: LogTable, users: np.ndarray, items: np.ndarray, label_threshold: float | None
 ) -> Interactions:
@@ -53,15 +57,12 @@ def to_interactions(
         if rating is None:
             raise DataError(f"{table.path}: label_threshold needs columns.rating")
         labels = (rating >= label_threshold).astype(np.float32)
-    as_tensor = lambda a, t: (
-        None if a is None else torch.from_numpy(np.ascontiguousarray(a, dtype=t))
-    )  # noqa: E731
     return Interactions(
         torch.from_numpy(users.astype(np.int64)),
         torch.from_numpy(items.astype(np.int64)),
-        as_tensor(ts, np.int64),
-        as_tensor(rating, np.float32),
-        as_tensor(labels, np.float32),
+        _tensor(ts, np.int64),
+        _tensor(rating, np.float32),
+        _tensor(labels, np.float32),
     )
 
 
