@@ -66,7 +66,7 @@ def multi_hot(values: pd.Series, sep: str) -> tuple[torch.Tensor, list[str]]:
     names = sorted(tokens.unique().tolist())
     out = torch.zeros(len(values), len(names), dtype=torch.float32)
     if names:
-        rows = torch.as_tensor(tokens.index.to_numpy(np.int64))
+        rows = torch.as_tensor(np.array(tokens.index, dtype=np.int64))
         cols = torch.as_tensor(pd.Index(names).get_indexer(tokens.to_numpy()))
         out[rows, cols] = 1.0
     return out, names
@@ -84,10 +84,12 @@ def standardised(values: np.ndarray) -> np.ndarray:
 
 
 def build_features(
-    spec: FeatureSpec, vocab: Vocabulary, kind: str
+    spec: FeatureSpec, vocab: Vocabulary, kind: str, frame: pd.DataFrame | None = None
 ) -> tuple[FeatureTable, np.ndarray | None, dict[str, Any]]:
-    """(table aligned with `vocab`, titles or None, facts for the report) from one feature file."""
-    frame = read_frame(spec.path, spec.format, spec.header, spec.sep, spec.encoding)
+    """(table aligned with `vocab`, titles or None, facts for the report) from one feature file,
+    or from `frame` when the caller already derived columns from it (MovieLens)."""
+    if frame is None:
+        frame = read_frame(spec.path, spec.format, spec.header, spec.sep, spec.encoding)
     path = spec.path
     wanted = {
         "id": spec.id,

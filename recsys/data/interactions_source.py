@@ -138,14 +138,10 @@ class InteractionLogSource:
             cleaning.on_invalid,
         )
         resolved = Path(path).expanduser()
-        report.read(
-            role,
-            str(resolved),
-            len(table),
-            format=infer_format(resolved, self.format),
-            sha256=sha256_of(resolved),
-            columns=table.columns,
-        )
+        facts = {"format": infer_format(resolved, self.format), "sha256": sha256_of(resolved)}
+        if self.sep is not None:
+            facts["sep"] = self.sep
+        report.read(role, str(resolved), len(table), **facts, columns=table.columns)
         return table
 
     def load_tables(self, report: DataReport) -> tuple[LogTable, dict[str, LogTable]]:
