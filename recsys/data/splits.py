@@ -135,7 +135,8 @@ def temporal_indices(
     test_fraction: float,
     valid_fraction: float,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
-    """Global time cutoffs; when not given, the quantiles that leave the given fractions after them."""
+    """Global time cutoffs; when not given, the quantiles that leave the given shares of all rows
+    after the cutoff (test) and between the two cutoffs (valid)."""
     if timestamps is None:
         raise DataError("split.method=temporal needs a timestamp column (columns.timestamp)")
     test_at = (
@@ -143,11 +144,14 @@ def temporal_indices(
         if cutoff is not None
         else float(np.quantile(timestamps, 1 - test_fraction))
     )
-    valid_at = (
-        to_seconds(valid_cutoff)
-        if valid_cutoff is not None
-        else float(np.quantile(timestamps, max(0.0, 1 - test_fraction - valid_fraction)))
-    )
+    before = timestamps[timestamps < test_at]
+    if valid_cutoff is not None:
+        valid_at = to_seconds(valid_cutoff)
+    elif before.size == 0:
+        valid_at = test_at
+    else:  # leave valid_fraction of all rows between valid_at and the cutoff
+        share = valid_fraction * timestamps.size / before.size
+        valid_at = float(np.quantile(before, max(0.0, 1.0 - share)))
     if valid_at > test_at:
         raise DataError(f"split.valid_cutoff ({valid_at}) is after split.cutoff ({test_at})")
     test = timestamps >= test_at
