@@ -58,8 +58,8 @@ def to_interactions(
             raise DataError(f"{table.path}: label_threshold needs columns.rating")
         labels = (rating >= label_threshold).astype(np.float32)
     return Interactions(
-        torch.from_numpy(users.astype(np.int64)),
-        torch.from_numpy(items.astype(np.int64)),
+        torch.from_numpy(users.astype(np.int64, copy=False)),
+        torch.from_numpy(items.astype(np.int64, copy=False)),
         _tensor(ts, np.int64),
         _tensor(rating, np.float32),
         _tensor(labels, np.float32),
@@ -67,23 +67,24 @@ def to_interactions(
 
 
 def index_splits(
-    train: LogTable,
-    others: dict[str, LogTable],
-    report: DataReport,
-    label_threshold: float | None,
+    tables: dict[str, LogTable], report: DataReport, label_threshold: float | None
 ) -> tuple[dict[str, Interactions], Vocabulary, Vocabulary]:
-    """Vocabularies from `train`; valid/test mapped into them with unknown and seen rows counted out."""
+    """Vocabularies from tables['train']; valid/test mapped into them with unknown and seen rows
+    counted out. Tables are popped from `tables` as they become tensors, so each is freed early."""
+    train = tables.pop("train")
     user_vocab, user_map = Vocabulary.from_codes(train.user, train.user_ids)
     item_vocab, item_map = Vocabulary.from_codes(train.item, train.item_ids)
     n_items = max(1, len(item_vocab))
     users, items = user_map[train.user], item_map[train.item]
     out = {"train": to_interactions(train, users, items, label_threshold)}
     seen = users * n_items + items
-    del users, items
-    for role, table in others.items():
+    train_users, train_items = train.user_ids, train.item_ids
+    del train, users, items
+    for role in [r for r in ("valid", "test") if r in tables]:
+        table = tables.pop(role)
         # Tables split from one file share its id lists: index them directly; other files look up.
-        u_map = user_map if table.user_ids is train.user_ids else user_vocab.lookup(table.user_ids)
-        i_map = item_map if table.item_ids is train.item_ids else item_vocab.lookup(table.item_ids)
+        u_map = user_map if table.user_ids is train_users else user_vocab.lookup(table.user_ids)
+        i_map = item_map if table.item_ids is train_items else item_vocab.lookup(table.item_ids)
         users, items = u_map[table.user], i_map[table.item]
         unknown = (users < 0) | (items < 0)
         report.drop(
@@ -103,6 +104,7 @@ def index_splits(
         keep = ~repeated
         out[role] = to_interactions(table.subset(keep), users[keep], items[keep], label_threshold)
         seen = np.concatenate([seen, key[keep]])
+        del table, users, items, key
     return out, user_vocab, item_vocab
 
 
@@ -144,8 +146,8 @@ class InteractionLogSource:
         report.read(role, str(resolved), len(table), **facts, columns=table.columns)
         return table
 
-    def load_tables(self, report: DataReport) -> tuple[LogTable, dict[str, LogTable]]:
-        """Cleaned (train, {valid, test}) tables, from one log or from pre-split files."""
+    def load_tables(self, report: DataReport) -> dict[str, LogTable]:
+        """Cleaned {train, valid, test} tables, from one log or from pre-split files."""
         cleaning = Cleaning.from_config(plain(self.cleaning))
         spec = SplitSpec.from_config(plain(self.split))
         presplit = self.train is not None or self.test is not None
@@ -162,7 +164,10 @@ class InteractionLogSource:
                 "split", "log", method=spec.method, train=len(train), valid=len(valid),
                 test=len(test), **info,
             )  # fmt: skip
-            return table.subset(train), {"valid": table.subset(valid), "test": table.subset(test)}
+            return {
+                k: table.subset(idx)
+                for k, idx in (("train", train), ("valid", valid), ("test", test))
+            }
         if self.train is None or self.test is None:
             raise DataError("pre-split data needs both data.train and data.test")
         train = clean(self._read("train", self.train, report, cleaning), report, "train", cleaning)
@@ -181,7 +186,7 @@ class InteractionLogSource:
         others["test"] = clean(
             self._read("test", self.test, report, cleaning), report, "test", cleaning, False
         )
-        return train, others
+        return {"train": train, **others}
 
     def features(
         self, report: DataReport, users: Vocabulary, items: Vocabulary
@@ -199,12 +204,12 @@ class InteractionLogSource:
 
     def __call__(self) -> InteractionData:
         report = DataReport("interactions")
-        train, others = self.load_tables(report)
-        if len(train) == 0:
+        tables = self.load_tables(report)
+        if len(tables["train"]) == 0:
             raise DataError(
                 "no training rows left after cleaning; see the steps in the data report"
             )
-        splits, users, items = index_splits(train, others, report, self.label_threshold)
+        splits, users, items = index_splits(tables, report, self.label_threshold)
         user_features, item_features, titles = self.features(report, users, items)
         data = InteractionData(
             train=splits["train"],

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from recsys.data.interactions import DataError
 from recsys.data.readers import (
@@ -174,8 +175,9 @@ def read_log(
     parts: dict[str, list[np.ndarray]] = {k: [] for k in ("user", "item", *cols)}
     n = 0
     for chunk in chunks:
-        parts["user"].append(users.encode(chunk["user"]))
-        parts["item"].append(items.encode(chunk["item"]))
+        # int32 codes right away: the parts of a 20M-row file are what the peak memory is made of.
+        parts["user"].append(_narrow(users.encode(chunk["user"])))
+        parts["item"].append(_narrow(items.encode(chunk["item"])))
         for name in VALUE_FIELDS:
             if name not in cols:
                 continue
@@ -191,16 +193,25 @@ def read_log(
                 )
             parts[name].append(values.astype("float32") if name != "timestamp" else values)
         n += len(chunk)
+        del chunk
     if n == 0:
         raise DataError(f"{path}: no data rows (only a header)")
-    code_type = lambda k: np.int32 if k < 2**31 - 1 else np.int64  # noqa: E731
+    merged = {}
+    for name in [k for k in parts if parts[k]]:  # field by field, freeing its parts as it goes
+        merged[name] = np.concatenate(parts.pop(name))
+    pa.default_memory_pool().release_unused()  # the chunks' Arrow strings, kept cached otherwise
     return LogTable(
         str(path),
-        np.arange(1, n + 1, dtype=code_type(n + 1)),
-        np.concatenate(parts["user"]).astype(code_type(len(users.index))),
-        np.concatenate(parts["item"]).astype(code_type(len(items.index))),
+        np.arange(1, n + 1, dtype=np.int32 if n < 2**31 - 1 else np.int64),
+        merged.pop("user"),
+        merged.pop("item"),
         users.ids(),
         items.ids(),
-        {k: np.concatenate(parts[k]) for k in VALUE_FIELDS if k in cols},
+        merged,
         cols,
     )
+
+
+def _narrow(codes: np.ndarray) -> np.ndarray:
+    """int32 codes unless a file really has 2**31 distinct ids or more."""
+    return codes.astype(np.int32) if codes.size == 0 or codes.max() < 2**31 - 1 else codes

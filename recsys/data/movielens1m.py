@@ -72,8 +72,9 @@ class MovieLens1M:
             label_threshold=self.label_threshold,
             seed=self.seed,
         )
-        train, others = ratings.load_tables(report)
-        splits, users, items = index_splits(train, others, report, self.label_threshold)
+        splits, users, items = index_splits(
+            ratings.load_tables(report), report, self.label_threshold
+        )
 
         user_path, movie_path = folder / "users.dat", folder / "movies.dat"
         people = read_delimited(user_path, "::", ["user", "gender", "age", "occupation", "zip"])

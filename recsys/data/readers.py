@@ -26,7 +26,7 @@ EXTENSIONS = {
     ".parquet": "parquet",
     ".pq": "parquet",
 }
-CHUNK_ROWS = 2_000_000  # rows per chunk: bounds the memory of one chunk's strings (~100 MB)
+CHUNK_ROWS = 500_000  # rows per chunk: the parser briefly holds them as Python strings (~100 MB)
 
 
 def infer_format(path: Path, fmt: str | None) -> str:
