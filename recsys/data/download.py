@@ -43,16 +43,78 @@ def fetch_zip(url: str, cache_dir: Path, folder_name: str, checksums: dict[str, 
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     archive = target.parent / (folder_name + ".zip.part")
-    log.info("downloading %s into %s", url, target.parent)
+    _download(url, archive)
+    _extract_checked(archive, target.parent)
+    archive.unlink()
+    verify(target, checksums)
+    return target
+
+
+def _download(url: str, archive: Path) -> None:
+    log.info("downloading %s into %s", url, archive.parent)
     try:
         with urllib.request.urlopen(url, timeout=60) as response, open(archive, "wb") as f:
             shutil.copyfileobj(response, f)
     except OSError as err:
+        archive.unlink(missing_ok=True)
         raise DataError(
             f"could not download {url} ({err}); pass data.root=<local copy> instead"
         ) from err
-    with zipfile.ZipFile(archive) as zf:
-        zf.extractall(target.parent)
+
+
+def _extract_checked(archive: Path, into: Path) -> None:
+    """Unpack a zip after testing every member's CRC, refusing paths that leave `into`."""
+    try:
+        with zipfile.ZipFile(archive) as zf:
+            broken = zf.testzip()
+            if broken is not None:
+                raise DataError(
+                    f"{archive}: member {broken} is corrupt (CRC mismatch); delete it to re-download"
+                )
+            root = into.resolve()
+            for name in zf.namelist():
+                if not (into / name).resolve().is_relative_to(root):
+                    raise DataError(f"{archive}: member {name!r} would extract outside {into}")
+            zf.extractall(into)
+    except zipfile.BadZipFile as err:
+        raise DataError(
+            f"{archive}: not a valid zip archive ({err}); delete it to re-download"
+        ) from err
+
+
+def fetch_archive(
+    url: str,
+    cache_dir: Path,
+    folder_name: str,
+    archive_sha256: str | None,
+    required: list[str],
+) -> tuple[Path, dict[str, str]]:
+    """`cache_dir/folder_name`, downloaded and unpacked on first use, and facts for the data report.
+
+    Where only the archive's checksum is published (MovieLens-1M), it is checked before unpacking,
+    every member's CRC is tested, and the archive's sha256 is kept beside the folder so later runs
+    can report which bytes they read. `archive_sha256=None` skips the comparison (still recorded).
+    """
+    target = Path(cache_dir).expanduser() / folder_name
+    stamp = target.parent / f"{folder_name}.zip.sha256"
+    if all((target / n).is_file() for n in required):
+        recorded = (
+            stamp.read_text().strip() if stamp.is_file() else "unknown (folder placed by hand)"
+        )
+        return target, {"url": url, "archive_sha256": recorded, "downloaded": "earlier (cache)"}
+    target.parent.mkdir(parents=True, exist_ok=True)
+    archive = target.parent / f"{folder_name}.zip.part"
+    _download(url, archive)
+    actual = sha256_of(archive)
+    if archive_sha256 is not None and actual != archive_sha256:
+        archive.unlink()
+        raise DataError(
+            f"{url}: downloaded archive has sha256 {actual}, not the published {archive_sha256}"
+        )
+    _extract_checked(archive, target.parent)
     archive.unlink()
-    verify(target, checksums)
-    return target
+    missing = [n for n in required if not (target / n).is_file()]
+    if missing:
+        raise DataError(f"{url}: archive lacks {', '.join(f'{folder_name}/{m}' for m in missing)}")
+    stamp.write_text(actual + "\n")
+    return target, {"url": url, "archive_sha256": actual, "downloaded": "now"}

@@ -14,9 +14,13 @@ import numpy as np
 import pandas as pd
 import torch
 
+from recsys.data.cleaning import drop_missing_ids
 from recsys.data.download import fetch_zip
+from recsys.data.features import categorical_codes
 from recsys.data.interactions import DataError, FeatureTable, InteractionData, Interactions
+from recsys.data.log_table import read_log
 from recsys.data.readers import read_delimited, to_int
+from recsys.data.report import DataReport
 from recsys.data.splits import carve_validation
 
 URL = "https://files.grouplens.org/datasets/movielens/ml-100k.zip"
@@ -31,15 +35,8 @@ GENRES = [
     "unknown", "action", "adventure", "animation", "children", "comedy", "crime", "documentary", "drama",
     "fantasy", "film_noir", "horror", "musical", "mystery", "romance", "sci_fi", "thriller", "war", "western",
 ]  # fmt: skip
-RATING_COLUMNS = ["user", "item", "rating", "timestamp"]
+RATING_COLUMNS = {"user": 0, "item": 1, "rating": 2, "timestamp": 3}  # header-less, tab-separated
 AGE_BUCKETS = [18, 25, 35, 45, 50, 56]  # the MovieLens-1M age groups
-
-
-def _codes(values: pd.Series) -> tuple[torch.Tensor, int]:
-    """Categorical codes with 0 reserved for missing / unknown."""
-    cat = pd.Categorical(values.fillna("").replace("", np.nan))
-    codes = torch.as_tensor(cat.codes.astype(np.int64) + 1)
-    return codes, len(cat.categories) + 1
 
 
 @dataclass
@@ -59,26 +56,26 @@ class MovieLens100K:
             return folder
         return fetch_zip(URL, Path(self.cache_dir), "ml-100k", CHECKSUMS)
 
-    def _ratings(self, path: Path, user_index: dict, item_index: dict) -> Interactions:
-        frame = read_delimited(path, "\t", RATING_COLUMNS)
-        users, items = to_int(frame, "user", path), to_int(frame, "item", path)
-        unknown = ~users.isin(user_index.keys()) | ~items.isin(item_index.keys())
+    def _ratings(
+        self, path: Path, user_index: pd.Index, item_index: pd.Index, report: DataReport
+    ) -> Interactions:
+        """A u*.base / u*.test file through the generic reader; every id must be in u.user / u.item."""
+        table = read_log(path, RATING_COLUMNS, "tsv", header=False, on_invalid="error")
+        report.read(path.name, str(path), len(table), format="tsv")
+        table = drop_missing_ids(table, report, path.name, enabled=False)
+        users = user_index.get_indexer(table.user_ids)[table.user]
+        items = item_index.get_indexer(table.item_ids)[table.item]
+        unknown = (users < 0) | (items < 0)
         if unknown.any():
-            row = int(unknown.to_numpy().argmax())
-            raise DataError(f"{path}: row {row + 1}: user or item id not in u.user / u.item")
-        ratings = pd.to_numeric(frame["rating"], errors="coerce")
-        if ratings.isna().any():
-            row = int(ratings.isna().to_numpy().argmax())
-            raise DataError(
-                f"{path}: row {row + 1}, column 'rating': {frame['rating'].iloc[row]!r} is not a number"
-            )
-        r = torch.as_tensor(ratings.to_numpy(np.float32))
+            row = int(table.rows[int(unknown.argmax())])
+            raise DataError(f"{path}: row {row}: user or item id not in u.user / u.item")
+        rating = table.values["rating"]
         return Interactions(
-            torch.tensor(users.map(user_index).to_numpy()),
-            torch.tensor(items.map(item_index).to_numpy()),
-            torch.tensor(to_int(frame, "timestamp", path).to_numpy()),
-            r,
-            (r >= self.label_threshold).float(),
+            torch.from_numpy(users.astype(np.int64)),
+            torch.from_numpy(items.astype(np.int64)),
+            torch.from_numpy(table.values["timestamp"].astype(np.int64)),
+            torch.from_numpy(rating),
+            torch.from_numpy((rating >= self.label_threshold).astype(np.float32)),
         )
 
     def __call__(self) -> InteractionData:
@@ -96,16 +93,24 @@ class MovieLens100K:
             to_int(users, "user", folder / "u.user"),
             to_int(items, "item", folder / "u.item"),
         )
-        user_index = {u: i for i, u in enumerate(user_ids)}
-        item_index = {m: i for i, m in enumerate(item_ids)}
-        base = self._ratings(folder / f"{self.split}.base", user_index, item_index)
-        test = self._ratings(folder / f"{self.split}.test", user_index, item_index)
+        user_index = pd.Index(user_ids.astype(str), dtype=object)
+        item_index = pd.Index(item_ids.astype(str), dtype=object)
+        report = DataReport("ml-100k", folder=str(folder), split=self.split)
+        base = self._ratings(folder / f"{self.split}.base", user_index, item_index, report)
+        test = self._ratings(folder / f"{self.split}.test", user_index, item_index, report)
         train, valid = carve_validation(base, self.valid_fraction, self.seed)
+        report.note(
+            "carve_validation",
+            f"{self.split}.base",
+            fraction=self.valid_fraction,
+            rows_moved=len(valid),
+            seed=self.seed,
+        )
 
         age = to_int(users, "age", folder / "u.user")
-        gender, n_gender = _codes(users["gender"])
-        occupation, n_occ = _codes(users["occupation"])
-        zip_prefix, n_zip = _codes(users["zip"].str[:1])
+        gender, n_gender = categorical_codes(users["gender"])
+        occupation, n_occ = categorical_codes(users["occupation"])
+        zip_prefix, n_zip = categorical_codes(users["zip"].str[:1])
         user_features = FeatureTable(
             categorical={
                 "age_bucket": torch.as_tensor(
@@ -125,7 +130,9 @@ class MovieLens100K:
         year = pd.to_datetime(items["release"], format="%d-%b-%Y", errors="coerce").dt.year
         year_std = ((year - year.mean()) / year.std()).fillna(0.0).to_numpy(np.float32)
         genres = torch.as_tensor(items[GENRES].astype(np.float32).to_numpy())
-        decade, n_decade = _codes((year // 10).astype("Int64").astype(str).replace("<NA>", ""))
+        decade, n_decade = categorical_codes(
+            (year // 10).astype("Int64").astype(str).replace("<NA>", "")
+        )
         item_features = FeatureTable(
             categorical={"decade": decade},
             multi_hot={"genres": genres},
@@ -141,19 +148,6 @@ class MovieLens100K:
             user_features=user_features,
             item_features=item_features,
             item_titles=items["title"].to_numpy(),
-            report={
-                "source": "ml-100k",
-                "folder": str(folder),
-                "split": self.split,
-                "rows_read": {f"{self.split}.base": len(base), f"{self.split}.test": len(test)},
-                "rows_dropped": 0,
-                "steps": [
-                    {
-                        "step": "carve_validation",
-                        "fraction": self.valid_fraction,
-                        "rows_moved": len(valid),
-                    }
-                ],
-            },
+            report=report.finish({"train": len(train), "valid": len(valid), "test": len(test)}),
             name="ml-100k",
         )

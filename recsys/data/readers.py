@@ -1,23 +1,207 @@
-"""Reading delimited text into DataFrames with errors that name the file and the column."""
+"""Reading text (through pandas) and Parquet (through pyarrow) with errors that name the file and column.
+
+Logs are read in chunks of rows so that a 20M-row file never sits in memory as Python strings;
+`log_table` turns each chunk into compact integer codes and floats right away.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from recsys.data.interactions import DataError
+
+FORMATS = {"csv": ",", "tsv": "\t", "whitespace": r"\s+", "parquet": None}
+EXTENSIONS = {
+    ".csv": "csv",
+    ".tsv": "tsv",
+    ".tab": "tsv",
+    ".txt": "whitespace",
+    ".dat": "whitespace",
+    ".inter": "tsv",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+}
+CHUNK_ROWS = 500_000  # rows per chunk: the parser briefly holds them as Python strings (~100 MB)
+
+
+def infer_format(path: Path, fmt: str | None) -> str:
+    """The configured format, or the one the extension implies (`.csv`, `.tsv`, `.txt`, `.parquet`)."""
+    if fmt is not None:
+        if fmt not in FORMATS:
+            raise DataError(f"{path}: format {fmt!r} is not one of {', '.join(FORMATS)}")
+        return fmt
+    suffixes = [s.lower() for s in Path(path).suffixes if s.lower() not in (".gz", ".bz2", ".zip")]
+    if suffixes and suffixes[-1] in EXTENSIONS:
+        return EXTENSIONS[suffixes[-1]]
+    raise DataError(
+        f"{path}: cannot tell the format from the extension; set format: to one of {', '.join(FORMATS)}"
+    )
+
+
+def check_file(path: Path) -> Path:
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise DataError(f"{path}: file not found")
+    if path.stat().st_size == 0:
+        raise DataError(f"{path}: file is empty")
+    return path
+
+
+def _text_kwargs(sep: str, header: bool, encoding: str) -> dict:
+    # Blank lines are kept (as empty rows) so row numbers match the file and nothing vanishes uncounted.
+    return {
+        "sep": sep,
+        "header": 0 if header else None,
+        "encoding": encoding,
+        "skip_blank_lines": False,
+        "engine": "c" if len(sep) == 1 or sep == r"\s+" else "python",
+    }
+
+
+def found_columns(path: Path, fmt: str, sep: str | None, header: bool, encoding: str) -> list:
+    """Column names (header files, Parquet) or positions 0..n-1 (header-less text) of the file."""
+    if fmt == "parquet":
+        try:
+            return list(pq.read_schema(path).names)
+        except (pa.ArrowException, OSError) as err:
+            raise DataError(f"{path}: cannot read as Parquet ({err})") from err
+    try:
+        first = pd.read_csv(path, nrows=0 if header else 1, **_text_kwargs(sep, header, encoding))
+    except pd.errors.EmptyDataError as err:
+        raise DataError(f"{path}: file is empty") from err
+    except (pd.errors.ParserError, UnicodeDecodeError) as err:
+        raise DataError(f"{path}: cannot parse as {fmt} text ({err})") from err
+    return [str(c) for c in first.columns] if header else list(range(first.shape[1]))
+
+
+def resolve_columns(
+    path: Path, found: list, wanted: Mapping[str, str | int | None], header: bool
+) -> dict[str, str | int]:
+    """field -> column of the file for every mapped field; a DataError lists the columns found.
+
+    Integers are positions (the only way to name a column of a file without a header), strings names.
+    """
+    out: dict[str, str | int] = {}
+    for field, column in wanted.items():
+        if column is None:
+            continue
+        if not header:
+            if not _is_position(column):
+                raise DataError(
+                    f"{path}: columns.{field}={column!r} is a name, but the file has no header "
+                    f"(header: false); give a position 0..{len(found) - 1} or set header: true"
+                )
+            if int(column) >= len(found):
+                mapped = sorted((int(c), f) for f, c in wanted.items() if _is_position(c))
+                need = mapped[-1][0] + 1
+                contiguous = [p for p, _ in mapped] == list(range(need))
+                names = ", ".join(f if contiguous else f"{f} at {p}" for p, f in mapped)
+                raise DataError(f"{path}: expected {need} columns ({names}), found {len(found)}")
+            out[field] = int(column)
+            continue
+        if isinstance(column, int) and 0 <= column < len(found):
+            column = found[column]
+        if column not in found:
+            raise DataError(
+                f"{path}: column {column!r} (columns.{field}) not found; columns found: "
+                + ", ".join(str(c) for c in found)
+            )
+        out[field] = column
+    return out
+
+
+def _is_position(column: str | int) -> bool:
+    return isinstance(column, int) or (isinstance(column, str) and column.isdigit())
+
+
+def iter_text(
+    path: Path,
+    sep: str,
+    header: bool,
+    columns: dict[str, str | int],
+    encoding: str = "utf-8",
+    chunk_rows: int = CHUNK_ROWS,
+) -> Iterator[pd.DataFrame]:
+    """Chunks of the mapped columns as Arrow-backed strings, one frame column per field."""
+    usecols = sorted(set(columns.values()), key=str)
+    try:
+        reader = pd.read_csv(
+            path,
+            usecols=usecols,
+            dtype="string[pyarrow]",
+            chunksize=chunk_rows,
+            **_text_kwargs(sep, header, encoding),
+        )
+        for chunk in reader:
+            yield pd.DataFrame({f: chunk[c] for f, c in columns.items()})
+    except pd.errors.EmptyDataError as err:
+        raise DataError(f"{path}: file is empty") from err
+    except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as err:
+        raise DataError(f"{path}: cannot parse as {sep!r}-separated text ({err})") from err
+
+
+def _arrow_strings(t: pa.DataType) -> pd.ArrowDtype | None:
+    return pd.ArrowDtype(t) if pa.types.is_string(t) or pa.types.is_large_string(t) else None
+
+
+def iter_parquet(
+    path: Path, columns: dict[str, str | int], chunk_rows: int = CHUNK_ROWS
+) -> Iterator[pd.DataFrame]:
+    """Chunks of the mapped columns with their Parquet types (ints stay ints, strings stay strings)."""
+    names = list(pq.read_schema(path).names)
+    cols = {f: names[c] if isinstance(c, int) else c for f, c in columns.items()}
+    try:
+        for batch in pq.ParquetFile(path).iter_batches(
+            batch_size=chunk_rows, columns=sorted(set(cols.values()))
+        ):
+            frame = batch.to_pandas(types_mapper=_arrow_strings)
+            yield pd.DataFrame({f: frame[c] for f, c in cols.items()})
+    except (pa.ArrowException, OSError) as err:
+        raise DataError(f"{path}: cannot read as Parquet ({err})") from err
+
+
+def read_frame(
+    path: Path,
+    fmt: str | None = None,
+    header: bool = True,
+    sep: str | None = None,
+    encoding: str = "utf-8",
+) -> pd.DataFrame:
+    """A whole small table (side features) as strings; Parquet keeps its types."""
+    path = check_file(path)
+    fmt = infer_format(path, fmt)
+    if fmt == "parquet":
+        found_columns(
+            path, fmt, None, header, encoding
+        )  # turns an unreadable file into a DataError
+        try:
+            return pq.read_table(path).to_pandas()
+        except (pa.ArrowException, OSError) as err:
+            raise DataError(f"{path}: cannot read as Parquet ({err})") from err
+    sep = sep or FORMATS[fmt]
+    try:
+        frame = pd.read_csv(
+            path, dtype=str, keep_default_na=False, **_text_kwargs(sep, header, encoding)
+        )
+    except pd.errors.EmptyDataError as err:
+        raise DataError(f"{path}: file is empty") from err
+    except (pd.errors.ParserError, UnicodeDecodeError) as err:
+        raise DataError(f"{path}: cannot parse as {fmt} text ({err})") from err
+    if not header:
+        frame.columns = list(range(frame.shape[1]))
+    return frame
 
 
 def read_delimited(
     path: Path, sep: str, names: list[str], min_columns: int | None = None, encoding: str = "utf-8"
 ) -> pd.DataFrame:
     """A header-less delimited file with the given column names; wrong shapes raise DataError."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: file not found")
-    if path.stat().st_size == 0:
-        raise DataError(f"{path}: file is empty")
+    path = check_file(path)
     try:
         frame = pd.read_csv(
             path,

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from recsys.data.interactions import FeatureTable, InteractionData, Interactions
+from recsys.data.report import DataReport
 from recsys.data.splits import random_split
 
 
@@ -31,6 +32,16 @@ class SyntheticSource:
     valid_fraction: float = 0.1
     test_fraction: float = 0.1
     seed: int = 0
+
+    def _report(self, rows: int, groups, train, valid, test) -> dict:
+        report = DataReport("synthetic", seed=self.seed, rows_generated=rows)
+        report.info["true_user_groups"] = groups.tolist()  # ground truth for segmentation
+        report.read("generated", "in memory (no file)", rows)
+        report.note(
+            "split", "generated", method="random", train=len(train), valid=len(valid),
+            test=len(test), valid_fraction=self.valid_fraction, test_fraction=self.test_fraction,
+        )  # fmt: skip
+        return report.finish({"train": len(train), "valid": len(valid), "test": len(test)})
 
     def __call__(self) -> InteractionData:
         g = torch.Generator().manual_seed(self.seed)
@@ -96,12 +107,6 @@ class SyntheticSource:
             item_ids=np.array([f"i{i:06d}" for i in range(self.num_items)]),
             user_features=user_features,
             item_features=item_features,
-            report={
-                "source": "synthetic",
-                "seed": self.seed,
-                "rows_generated": len(log),
-                "true_user_groups": groups.tolist(),
-                "steps": [],
-            },
+            report=self._report(len(log), groups, train, valid, test),
             name="synthetic",
         )
