@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 from recsys.data.interactions import DataError
+from recsys.run_loading import RunError
 
 log = logging.getLogger("recsys")
 
@@ -15,7 +16,7 @@ log = logging.getLogger("recsys")
 def run_or_explain(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     try:
         return fn(*args, **kwargs)
-    except DataError as err:
-        log.error("data error: %s", err)
+    except (DataError, RunError) as err:
+        log.error("%s: %s", "data error" if isinstance(err, DataError) else "run error", err)
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)

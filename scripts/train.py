@@ -1,4 +1,8 @@
-"""Train a recommender: `python scripts/train.py [group=option ...] [key=value ...]`."""
+"""Train a recommender: `python scripts/train.py [group=option ...] [key=value ...]`.
+
+Sweeps: `python scripts/train.py -m model.dim=32,64 model.loss=bpr,softmax` (README, "Sweeps and
+multi-GPU"). Returns the optimised metric so Hydra sweepers (Optuna) can use it.
+"""
 
 import os
 from pathlib import Path
@@ -6,17 +10,18 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
+from recsys.sweeps.resolvers import register_resolvers
+
 ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("PROJECT_ROOT", str(ROOT))
+register_resolvers()
 
 
 @hydra.main(version_base="1.3", config_path=str(ROOT / "conf"), config_name="train")
-def main(cfg: DictConfig) -> float | None:
-    from recsys.cli import run_or_explain
-    from recsys.train import train
+def main(cfg: DictConfig) -> float:
+    from recsys.sweeps.trial import run_trial
 
-    metrics, _ = run_or_explain(train, cfg)
-    return metrics.get(f"best/{cfg.model.module.monitor}")
+    return run_trial(cfg, script=Path(__file__).resolve())
 
 
 if __name__ == "__main__":

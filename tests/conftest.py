@@ -22,6 +22,7 @@ TINY = [
     "trainer.max_epochs=2",
     "trainer.accelerator=cpu",
     "callbacks.progress_bar=null",
+    "trainer.enable_progress_bar=false",
 ]
 
 

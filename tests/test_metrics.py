@@ -112,3 +112,11 @@ def test_coverage_counts_distinct_recommended_items():
     got, _ = evaluate_ranking(FixedScores(scores), batches, [1], 4)
     assert got["coverage@1"] == pytest.approx(0.5)
     assert got["recall@1"] == pytest.approx(1.0)
+
+
+def test_negative_zero_ties_with_zero():
+    """-0.0 == 0.0 for the reference; the lower index must win, as for any other tie."""
+    scorer = FixedScores(torch.tensor([[-0.0, 0.0, -0.0, 0.0]]))
+    batches = RankingBatches(torch.tensor([0]), to_csr([set()], 1), to_csr([{0}], 1), 1)
+    got, _ = evaluate_ranking(scorer, batches, [1], 4)
+    assert got["hr@1"] == 1.0

@@ -13,6 +13,7 @@ from omegaconf import DictConfig
 
 from recsys.data.csr import UserItemCSR
 from recsys.data.interactions import InteractionData
+from recsys.data.labels import downsample_negatives
 from recsys.data.loaders import NegativeSampler, RankingBatches, TrainBatches
 
 
@@ -26,20 +27,47 @@ class InteractionDataModule(pl.LightningDataModule):
         negative_alpha: float = 1.0,
         eval_chunk_elements: int = 2**24,
         seed: int = 0,
+        label_negative_keep_rate: float = 1.0,
     ):
         super().__init__()
         self.source = source
         self.batch_size, self.num_negatives, self.seed = batch_size, num_negatives, seed
         self.negative_sampling, self.negative_alpha = negative_sampling, negative_alpha
         self.eval_chunk_elements = eval_chunk_elements
+        # w: share of label-0 training rows kept; the one place down-sampling is configured.
+        self.label_negative_keep_rate = label_negative_keep_rate
         self.data: InteractionData | None = None
 
     # ----- loading -----
     def load(self) -> InteractionData:
         """Load (once) and return the data; also usable without a Trainer."""
         if self.data is None:
-            self.data = self.source()
+            data = self.source()
+            if self.label_negative_keep_rate < 1 and data.train.labels is not None:
+                data.train, dropped = downsample_negatives(
+                    data.train, self.label_negative_keep_rate, self.seed
+                )
+                data.report.setdefault("steps", []).append(
+                    {
+                        "step": "downsample_label_negatives",
+                        "keep_rate": self.label_negative_keep_rate,
+                        "rows_dropped": dropped,
+                    }
+                )
+            data.report["label_negative_keep_rate"] = self.label_negative_keep_rate
+            self.data = data
         return self.data
+
+    def labelled_rows(self, stage: str) -> dict[str, torch.Tensor] | None:
+        """users, items, labels (and true probabilities when known) of a split; None if unlabelled."""
+        data = self.load()
+        split = {"train": data.train, "val": data.valid, "test": data.test}[stage]
+        if split.labels is None:
+            return None
+        rows = {"users": split.users, "items": split.items, "labels": split.labels}
+        if split.label_probs is not None:
+            rows["label_probs"] = split.label_probs
+        return rows
 
     def setup(self, stage: str | None = None) -> None:
         self.load()
@@ -62,8 +90,18 @@ class InteractionDataModule(pl.LightningDataModule):
         trainer = getattr(self, "trainer", None)
         return trainer.current_epoch if trainer is not None else 0
 
+    def _shard(self) -> dict[str, int]:
+        """This process's (rank, world_size) under DDP; Lightning adds no sampler to our iterables."""
+        trainer = getattr(self, "trainer", None)
+        if trainer is None:
+            return {"rank": 0, "world_size": 1}
+        return {"rank": trainer.global_rank, "world_size": trainer.world_size}
+
     # ----- loaders -----
-    def train_batches(self, device: torch.device | None = None) -> TrainBatches:
+    def train_batches(
+        self, device: torch.device | None = None, rank: int = 0, world_size: int = 1
+    ) -> TrainBatches:
+        """All training rows, or this rank's shard of each epoch's permutation under DDP."""
         train = self.load().train
         tensors = {"users": train.users, "items": train.items}
         if train.labels is not None:
@@ -75,14 +113,19 @@ class InteractionDataModule(pl.LightningDataModule):
             self.negative_sampler(),
             self.seed,
             self._epoch,
+            rank=rank,
+            world_size=world_size,
         )
         return loader.to(device or self._device())
 
-    def ranking_batches(self, stage: str, device: torch.device | None = None) -> RankingBatches:
+    def ranking_batches(
+        self, stage: str, device: torch.device | None = None, rank: int = 0, world_size: int = 1
+    ) -> RankingBatches:
         """Users with at least one target in `stage` ('val' or 'test'), with seen items masked.
 
         Validation masks training items; test masks training and validation items (both are known
-        interactions at test time).
+        interactions at test time). Under DDP each rank ranks a contiguous, disjoint slice of the
+        users (no padding, so no user is counted twice); the module gathers the per-user results.
         """
         data = self.load()
         train = UserItemCSR.from_pairs(data.train.users, data.train.items, data.num_users)
@@ -95,17 +138,20 @@ class InteractionDataModule(pl.LightningDataModule):
             raise ValueError(f"stage must be 'val' or 'test', got {stage!r}")
         targets = UserItemCSR.from_pairs(split.users, split.items, data.num_users)
         users = torch.nonzero(targets.row_lengths() > 0).view(-1)
+        if users.numel() < world_size:  # a rank without batches would skip the gather and hang
+            raise ValueError(f"{stage}: {users.numel()} users for {world_size} DDP processes")
+        users = users.tensor_split(world_size)[rank]
         chunk = max(1, self.eval_chunk_elements // max(1, data.num_items))
         return RankingBatches(users, seen, targets, chunk).to(device or self._device())
 
     def train_dataloader(self) -> TrainBatches:
-        return self.train_batches()
+        return self.train_batches(**self._shard())
 
     def val_dataloader(self) -> RankingBatches:
-        return self.ranking_batches("val")
+        return self.ranking_batches("val", **self._shard())
 
     def test_dataloader(self) -> RankingBatches:
-        return self.ranking_batches("test")
+        return self.ranking_batches("test", **self._shard())
 
 
 def build_datamodule(data_cfg: DictConfig, seed: int) -> InteractionDataModule:

@@ -56,6 +56,11 @@ class TrainBatches:
 
     Shuffling and negatives use a generator seeded by (seed, epoch), so an epoch is the same whether
     the run was resumed from a checkpoint or not.
+
+    Under DDP (`world_size` > 1) every rank draws the same permutation, pads it to a multiple of
+    `world_size` by repeating its head (as `DistributedSampler` does) and takes every `world_size`-th
+    row from `rank` on: ranks see disjoint rows and run the same number of steps, which DDP's
+    gradient all-reduce needs. Negatives then come from a per-rank generator.
     """
 
     def __init__(
@@ -67,13 +72,17 @@ class TrainBatches:
         seed: int,
         epoch_fn: Callable[[], int],
         drop_last: bool = False,
+        rank: int = 0,
+        world_size: int = 1,
     ):
         self.tensors, self.batch_size, self.num_negatives = tensors, batch_size, num_negatives
         self.sampler, self.seed, self.epoch_fn, self.drop_last = sampler, seed, epoch_fn, drop_last
+        self.rank, self.world_size = rank, world_size
         self.num_rows = int(next(iter(tensors.values())).numel())
+        self.rows_per_rank = -(-self.num_rows // world_size)  # ceil: padded shard size
 
     def __len__(self) -> int:
-        full, rest = divmod(self.num_rows, self.batch_size)
+        full, rest = divmod(self.rows_per_rank, self.batch_size)
         return full if (self.drop_last or rest == 0) else full + 1
 
     def to(self, device: torch.device) -> TrainBatches:
@@ -86,6 +95,10 @@ class TrainBatches:
         gen = torch.Generator(device=device)
         gen.manual_seed(self.seed * 100_003 + self.epoch_fn())
         order = torch.randperm(self.num_rows, generator=gen, device=device)
+        if self.world_size > 1:
+            padded = order.repeat(-(-self.rows_per_rank * self.world_size // self.num_rows))
+            order = padded[: self.rows_per_rank * self.world_size][self.rank :: self.world_size]
+            gen.manual_seed((self.seed * 100_003 + self.epoch_fn()) * 1_009 + self.rank + 1)
         for b in range(len(self)):
             idx = order[b * self.batch_size : (b + 1) * self.batch_size]
             batch = {k: v[idx] for k, v in self.tensors.items()}

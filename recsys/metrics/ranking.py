@@ -17,28 +17,41 @@ from torch import Tensor
 METRIC_NAMES = ("recall", "ndcg", "hr", "mrr", "precision")
 
 
-def _sortable_keys(scores: Tensor) -> Tensor:
-    """int64 keys whose order is (score desc, item index asc): topk on them breaks ties by index.
+def _sortable_keys(scores: Tensor, items: Tensor | None = None) -> Tensor:
+    """int64 keys whose order is (score desc, item index asc), so a top-k on them breaks ties by index.
 
-    torch.topk leaves the order of equal scores unspecified; packing the float's order-preserving
-    bit pattern above the inverted item index makes the result exact and identical on CPU and GPU.
+    The float's bit pattern is mapped to a monotone integer (-0.0 and +0.0 both to 0, so equal
+    scores tie) and placed above the inverted item index. `items` gives each column's item index
+    (default: the column number).
     """
-    # + 0.0 turns -0.0 into +0.0 (equal scores must tie); NaN ranks last.
-    clean = torch.nan_to_num(scores.float() + 0.0, nan=float("-inf"))
-    bits = clean.contiguous().view(torch.int32)
-    ordered = bits ^ ((bits >> 31) & 0x7FFFFFFF)  # monotone in the float value, as signed int32
-    index = torch.arange(scores.shape[-1], device=scores.device, dtype=torch.int64)
-    return (ordered.to(torch.int64) << 32) + (0xFFFFFFFF - index)
+    bits = scores.float().contiguous().view(torch.int32).to(torch.int64)
+    ordered = torch.where(bits < 0, -(bits & 0x7FFFFFFF), bits)  # monotone in the float value
+    if items is None:
+        items = torch.arange(scores.shape[-1], device=scores.device, dtype=torch.int64)
+    return ordered * (1 << 32) + (0xFFFFFFFF - items)
 
 
 def topk_items(scores: Tensor, k: int, exclude: tuple[Tensor, Tensor] | None = None) -> Tensor:
-    """Top-k item indices per row of `scores` (B, I), with `exclude` = (row, item) coordinates masked."""
+    """Top-k item indices per row of `scores` (B, I), `exclude` = (row, item) coordinates masked.
+
+    Exact and device-independent: ties are broken by the lower item index. torch.topk leaves the
+    order of equal scores unspecified, so a plain float top-k runs first, and only rows where equal
+    scores straddle the k-th place are re-ranked on exact integer keys; the k winners of every row
+    are then ordered by (score desc, index asc). Full-width work stays at topk + one comparison.
+    """
     scores = scores.float().clone() if exclude is not None else scores.float()
     if exclude is not None:
         scores[exclude[0], exclude[1]] = float("-inf")
     k = min(k, scores.shape[1])
-    _, idx = torch.topk(_sortable_keys(scores), k, dim=1)
-    return idx  # (B, k)
+    values, idx = torch.topk(scores, k, dim=1)  # (B, k), ties in unspecified order
+    straddle = (scores >= values[:, -1:]).sum(1) > k  # more candidates tie for the last place
+    if bool(straddle.any()):
+        rows = straddle.nonzero().view(-1)
+        _, idx_rows = torch.topk(_sortable_keys(scores[rows]), k, dim=1)
+        idx[rows] = idx_rows
+        values[rows] = scores[rows].gather(1, idx_rows)
+    order = torch.argsort(_sortable_keys(values, idx), dim=1, descending=True)
+    return idx.gather(1, order)  # (B, k)
 
 
 def hits_matrix(topk: Tensor, targets: tuple[Tensor, Tensor], num_items: int) -> Tensor:

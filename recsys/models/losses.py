@@ -113,3 +113,127 @@ class SampledSoftmaxLoss(nn.Module):
             logits = logits.masked_fill(hit, -math.inf)
         target = torch.arange(b, device=user.device)
         return F.cross_entropy(logits, target)
+
+
+LOGQ_MODES = ("counts", "streaming", "none")
+
+
+class InBatchSoftmaxLoss(nn.Module):
+    """In-batch sampled softmax with log-Q correction (Yi et al., 2019) and optional mixed negatives
+    (Yang et al., 2020, "Mixed negative sampling for learning two-tower neural networks").
+
+    Row i's candidates are the batch's B positive items plus, with `mixed_negatives`, the batch's
+    B*N sampled catalogue items (shared by all rows). Logit(i, j) = <u_i, v_j> / temperature - log Q_j,
+    with Q_j the expected number of times item j is among the candidates of a step:
+      B * p_train(j) + B*N * p_neg(j)                      (logq_correction="counts"), or
+      1 / (streamed steps between occurrences of j) + B*N * p_neg(j)  ("streaming", Yi et al. Alg. 2),
+    so popular items are not pushed down just for being frequent negatives. With `remove_accidental_hits`
+    a candidate equal to the row's own positive item (other than the target column) is masked out.
+
+    temperature: divides the dot products; keep 1.0 when the scorer applies its own (learned) one,
+        as `TwoTower` does by scaling the user embedding.
+    streaming_alpha: learning rate of the streamed gap estimate.
+    After each call `parts` holds detached tensors (logsumexp, positive logit, hits per row) to log.
+    """
+
+    def __init__(
+        self,
+        temperature: float = 1.0,
+        logq_correction: str | bool = "counts",
+        remove_accidental_hits: bool = True,
+        mixed_negatives: bool = True,
+        streaming_alpha: float = 0.01,
+    ):
+        super().__init__()
+        if logq_correction is True:
+            logq_correction = "counts"
+        elif logq_correction is False or logq_correction is None:
+            logq_correction = "none"
+        if logq_correction not in LOGQ_MODES:
+            raise ValueError(
+                f"logq_correction must be one of {LOGQ_MODES}, got {logq_correction!r}"
+            )
+        self.temperature, self.logq_correction = temperature, logq_correction
+        self.remove_accidental_hits, self.mixed_negatives = remove_accidental_hits, mixed_negatives
+        self.streaming_alpha = streaming_alpha
+        self.register_buffer("train_probs", torch.zeros(0), persistent=False)  # (I,)
+        self.register_buffer("negative_probs", torch.zeros(0), persistent=False)  # (I,)
+        # Streaming state (persistent: a resumed run continues the estimate).
+        self.register_buffer(
+            "last_step", torch.zeros(0)
+        )  # (I,) step an item was last seen; 0 = never
+        self.register_buffer("gap", torch.zeros(0))  # (I,) estimated steps between occurrences
+        self.register_buffer("step", torch.zeros((), dtype=torch.float64))
+        self.parts: dict[str, Tensor] = {}
+
+    @property
+    def uses_negatives(self) -> bool:
+        """False lets the LightningModule skip embedding the sampled negatives."""
+        return self.mixed_negatives
+
+    def prepare(self, item_counts: Tensor, negative_probs: Tensor | None = None) -> None:
+        """Training frequencies (for "counts") and the negative sampler's probabilities."""
+        device = self.train_probs.device
+        counts = item_counts.double()
+        num_items = counts.numel()
+        self.train_probs = (counts / counts.sum().clamp(min=1)).float().to(device)
+        if negative_probs is None:
+            negative_probs = torch.full((num_items,), 1.0 / num_items, dtype=torch.float64)
+        self.negative_probs = negative_probs.float().to(device)
+        if self.gap.numel() != num_items:
+            self.last_step = torch.zeros(num_items, device=device)
+            self.gap = torch.full((num_items,), float(num_items), device=device)
+
+    def _update_stream(self, items: Tensor) -> None:
+        """Yi et al. (2019) Algorithm 2 on item indices (no hashing needed): gap <- EMA of steps
+        between occurrences. Duplicates in a batch compute identical values, so scatter order is moot."""
+        self.step += 1
+        t = self.step.float()
+        last = self.last_step[items]
+        ema = (1 - self.streaming_alpha) * self.gap[items] + self.streaming_alpha * (t - last)
+        self.gap[items] = torch.where(last == 0, t.expand_as(last), ema)
+        self.last_step[items] = t.expand_as(last)
+
+    def forward(
+        self,
+        user: Tensor,
+        positive: Tensor,
+        negatives: Tensor,
+        pos_items: Tensor,
+        neg_items: Tensor,
+    ) -> Tensor:
+        b = user.shape[0]
+        candidates, cand_items = positive, pos_items  # (C, D), (C,)
+        n_mixed = neg_items.numel() if self.mixed_negatives else 0
+        if n_mixed > 0:
+            candidates = torch.cat([positive, negatives.reshape(-1, negatives.shape[-1])])
+            cand_items = torch.cat([pos_items, neg_items.reshape(-1)])
+        logits = (user @ candidates.T).float() / self.temperature  # (B, C)
+        if self.logq_correction != "none":
+            if self.train_probs.numel() == 0:
+                raise RuntimeError(
+                    "InBatchSoftmaxLoss.prepare(item_counts) must run before training"
+                )
+            if self.logq_correction == "streaming":
+                if self.training:
+                    self._update_stream(pos_items)
+                expected = 1.0 / self.gap[cand_items].clamp(min=1.0)
+            else:
+                expected = b * self.train_probs[cand_items]
+            if n_mixed > 0:
+                expected = expected + n_mixed * self.negative_probs[cand_items]
+            logits = logits - torch.log(expected.clamp(min=1e-12))
+        hits_per_row = torch.zeros((), device=user.device)
+        if self.remove_accidental_hits:
+            hit = pos_items[:, None] == cand_items[None, :]  # (B, C)
+            hit[:, :b].fill_diagonal_(False)
+            logits = logits.masked_fill(hit, -math.inf)
+            hits_per_row = hit.sum(1).float().mean()
+        lse = torch.logsumexp(logits, 1)  # (B,)
+        pos = logits.diagonal()  # (B,): column i is row i's own positive
+        self.parts = {
+            "loss_logsumexp": lse.mean().detach(),
+            "loss_positive_logit": pos.mean().detach(),
+            "accidental_hits_per_row": hits_per_row.detach(),
+        }
+        return (lse - pos).mean()

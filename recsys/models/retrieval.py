@@ -4,14 +4,17 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 
 import pytorch_lightning as pl
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
+from recsys.metrics.classification import binary_auc
 from recsys.metrics.evaluate import rank_batch
-from recsys.metrics.ranking import RankingAccumulator
+from recsys.metrics.ranking import METRIC_NAMES, RankingAccumulator
 
 
 class RetrievalModule(pl.LightningModule):
@@ -24,6 +27,8 @@ class RetrievalModule(pl.LightningModule):
         embedding_l2: float = 0.0,
         ks: tuple[int, ...] = (10, 20),
         monitor: str = "val/ndcg@10",
+        retrieval_weight: float = 1.0,
+        propensity_weight: float = 0.0,
     ):
         super().__init__()
         # The scorer and loss are modules (saved in state_dict); the rest is plain config.
@@ -31,23 +36,94 @@ class RetrievalModule(pl.LightningModule):
         self.scorer, self.loss_fn = scorer, loss
         self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
         self.embedding_l2, self.ks = embedding_l2, list(ks)
+        # Multi-task: loss = retrieval_weight * retrieval + propensity_weight * BCE on labelled rows.
+        self.retrieval_weight, self.propensity_weight = retrieval_weight, propensity_weight
         self.per_user_results: dict[str, Tensor] = {}
         self._acc: RankingAccumulator | None = None
+        self._tracked: dict[str, Tensor] = {}
+        self._tracked_steps: dict[str, int] = {}
 
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
-        users, items, negatives = batch["users"], batch["items"], batch["negatives"]
+        users, items = batch["users"], batch["items"]
+        negatives = batch.get("negatives")  # absent when data.loader.num_negatives=0
+        if negatives is None or not getattr(self.loss_fn, "uses_negatives", True):
+            negatives = items.new_zeros((items.shape[0], 0))  # in-batch only: skip embedding them
         b, n = negatives.shape
         user = self.scorer.user_embedding(users)  # (B, D)
         both = self.scorer.item_embedding(torch.cat([items, negatives.reshape(-1)]))  # (B + B*N, D)
-        positive, negative = both[:b], both[b:].view(b, n, -1)
+        positive, negative = both[:b], both[b:].view(b, n, both.shape[-1])
         loss = self.loss_fn(user, positive, negative, items, negatives)
-        self.log("train/loss_retrieval", loss, on_step=False, on_epoch=True, batch_size=b)
+        self.track("train/loss_retrieval", loss)
+        # Losses that expose their terms (InBatchSoftmaxLoss.parts) get them logged as epoch means.
+        for name, value in getattr(self.loss_fn, "parts", {}).items():
+            self.track(f"train/{name}", value)
+        loss = self.retrieval_weight * loss
+        if self.propensity_weight > 0:
+            bce = self._propensity_loss(batch, user, positive)
+            self.track("train/loss_propensity", bce)
+            loss = loss + self.propensity_weight * bce
         if self.embedding_l2 > 0:
             # L2 on the rows used in this batch only: the usual BPR regulariser, also right for sparse updates.
             reg = self.embedding_l2 * (user.pow(2).sum() + both.pow(2).sum()) / b
+            self.track("train/loss_l2", reg)
             loss = loss + reg
-        self.log("train/loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=b)
+        self.track("train/loss", loss)
         return loss
+
+    def _propensity_loss(self, batch: dict[str, Tensor], user: Tensor, item: Tensor) -> Tensor:
+        """BCE of the propensity head on the batch rows' 0/1 labels (exposed, converted or not)."""
+        if "labels" not in batch:
+            raise ValueError(
+                "model.module.propensity_weight > 0 needs labelled training rows; this data has no labels"
+            )
+        logit = self.scorer.logit_from_embeddings(user, item, batch.get("context"))  # (B,)
+        return F.binary_cross_entropy_with_logits(logit.float(), batch["labels"].float())
+
+    def _propensity_eval(self, stage: str) -> None:
+        """Uncalibrated log loss and AUC of the head on validation's labelled rows (model selection)."""
+        datamodule = getattr(self.trainer, "datamodule", None)
+        if self.propensity_weight <= 0 or stage != "val" or datamodule is None:
+            return
+        rows = datamodule.labelled_rows(stage)
+        if rows is None:
+            return
+        users, items, labels = (rows[k].to(self.device) for k in ("users", "items", "labels"))
+        logits = torch.cat(
+            [
+                self.scorer.propensity_logit(u, i).float()
+                for u, i in zip(users.split(2**16), items.split(2**16), strict=True)
+            ]
+        )
+        labels = labels.float()
+        # Every rank scores all validation rows: identical values, "synced" as in _end_eval.
+        sync = {"sync_dist": self.trainer.world_size > 1, "reduce_fx": "max"}
+        self.log(
+            f"{stage}/propensity/logloss",
+            F.binary_cross_entropy_with_logits(logits, labels),
+            **sync,
+        )
+        self.log(f"{stage}/propensity/auc", binary_auc(logits, labels).to(self.device), **sync)
+
+    # ----- epoch-level training scalars without a per-step logging cost -----
+    def track(self, name: str, value: Tensor) -> None:
+        """Add a per-step scalar to an on-device running sum, logged as its epoch mean.
+
+        `self.log` in every step costs more than an MF step itself (Lightning moves its result
+        collection each call); summing detached tensors costs one add and never syncs the device.
+        """
+        value = value.detach().float()
+        total = self._tracked.get(name)
+        self._tracked[name] = value if total is None else total + value
+        self._tracked_steps[name] = self._tracked_steps.get(name, 0) + 1
+
+    def on_train_epoch_start(self) -> None:
+        self._tracked, self._tracked_steps = {}, {}
+
+    def on_train_epoch_end(self) -> None:
+        for name, total in self._tracked.items():
+            self.log(name, total / self._tracked_steps[name], prog_bar=name == "train/loss")
+        if hasattr(self.scorer, "temperature"):  # e.g. TwoTower's learned softmax temperature
+            self.log("train/temperature", self.scorer.temperature().detach().float())
 
     # ----- full-ranking evaluation, one chunk of users per batch -----
     def _start_eval(self) -> None:
@@ -63,9 +139,43 @@ class RetrievalModule(pl.LightningModule):
         )
 
     def _end_eval(self, stage: str) -> None:
-        metrics = self._acc.compute()
-        self.log_dict({f"{stage}/{k}": v for k, v in metrics.items()}, sync_dist=False)
-        self.per_user_results = self._acc.per_user_table()
+        if self.trainer.world_size > 1:
+            metrics, self.per_user_results = self._gather_eval()
+        else:
+            metrics, self.per_user_results = self._acc.compute(), self._acc.per_user_table()
+        # Gathered, so identical on every rank: checkpointing and early stopping agree. The max
+        # "sync" keeps them bit-exact (a mean over ranks could round) and tells Lightning they are global.
+        distributed = self.trainer.world_size > 1
+        self.log_dict(
+            {f"{stage}/{k}": v for k, v in metrics.items()}, sync_dist=distributed, reduce_fx="max"
+        )
+        self._propensity_eval(stage)
+
+    def _gather_eval(self) -> tuple[dict[str, float], dict[str, Tensor]]:
+        """DDP: every rank ranked a disjoint slice of the users; gather all per-user rows and the
+        recommended-item sets, then take the same means a single process would (no padded rows count).
+        """
+        acc = self._acc
+        names = [f"{m}@{k}" for k in self.ks for m in METRIC_NAMES]
+        table = acc.per_user_table()
+        columns = [table.get(n, torch.zeros(0)).double() for n in ["user_idx", *names]]
+        rows = torch.stack(columns, 1).to(self.device)  # (U_rank, 1 + M)
+        counts = self.all_gather(torch.tensor(rows.shape[0], device=self.device)).view(-1).tolist()
+        padded = rows.new_zeros(max(counts), rows.shape[1])
+        padded[: rows.shape[0]] = rows
+        gathered = self.all_gather(padded).view(len(counts), max(counts), -1)
+        rows = torch.cat([gathered[r, :n] for r, n in enumerate(counts)]).cpu()
+        rows = rows[rows[:, 0].argsort()]
+        metrics = {
+            n: float(rows[:, i + 1].sum()) / max(1, rows.shape[0]) for i, n in enumerate(names)
+        }
+        for k in self.ks:
+            seen = acc.recommended.get(k, torch.zeros(acc.num_items, dtype=torch.bool))
+            union = self.all_gather(seen.to(self.device, torch.uint8)).view(-1, acc.num_items)
+            metrics[f"coverage@{k}"] = float(union.amax(0).sum()) / acc.num_items
+        per_user = {"user_idx": rows[:, 0].long()}
+        per_user.update({n: rows[:, i + 1].float() for i, n in enumerate(names)})
+        return metrics, per_user
 
     def on_validation_epoch_start(self) -> None:
         self._start_eval()
@@ -86,7 +196,14 @@ class RetrievalModule(pl.LightningModule):
         self._end_eval("test")
 
     def configure_optimizers(self):
-        optimizer = self.optimizer_factory(params=self.parameters())
+        factory = self.optimizer_factory
+        accepted = inspect.signature(getattr(factory, "func", factory)).parameters
+        # Sparse-aware factories (recsys.models.optim.sparse_dense_adam) split the tables themselves.
+        extra = {"module": self} if "module" in accepted else {}
+        keywords = getattr(factory, "keywords", {})
+        if self.device.type == "cuda" and "fused" in accepted and "fused" not in keywords:
+            extra["fused"] = True  # one kernel for the whole update instead of one per tensor
+        optimizer = factory(params=self.parameters(), **extra)
         if self.scheduler_factory is None:
             return optimizer
         return {"optimizer": optimizer, "lr_scheduler": self.scheduler_factory(optimizer=optimizer)}

@@ -1,0 +1,1 @@
+"""Marketing on trained runs: segments, offline comparison, A/B planning, audiences."""

@@ -1,0 +1,98 @@
+"""Optimizers for embedding tables: only the rows a batch touched are updated.
+
+Dense Adam steps every row of every table at every batch; with 80k+ rows that step, not the model,
+is the cost of training (benchmarks/train_throughput.py). `SparseDenseAdam` sends row-sparse
+gradients (from `nn.Embedding(sparse=True)`) to `torch.optim.SparseAdam` and everything else to
+Adam (fused on CUDA), behind one Optimizer so Lightning's automatic optimisation and LR schedulers
+work unchanged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+import torch
+from torch import nn
+
+
+def split_sparse_parameters(module: nn.Module) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
+    """(sparse, dense): weights of `nn.Embedding(sparse=True)` tables, and every other parameter."""
+    sparse = [m.weight for m in module.modules() if isinstance(m, nn.Embedding) and m.sparse]
+    ids = {id(p) for p in sparse}
+    dense = [p for p in module.parameters() if id(p) not in ids and p.requires_grad]
+    return sparse, dense
+
+
+class SparseDenseAdam(torch.optim.Optimizer):
+    """Adam for dense parameters, SparseAdam for sparse embedding tables; one `step`.
+
+    lr, betas, eps apply to both; weight_decay to the dense parameters only (regularise embedding
+    rows through the loss, e.g. `embedding_l2`, so untouched rows are not decayed).
+    """
+
+    def __init__(
+        self,
+        sparse_params: Iterable[nn.Parameter],
+        dense_params: Iterable[nn.Parameter],
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+        fused: bool | None = None,
+    ):
+        sparse_params, dense_params = list(sparse_params), list(dense_params)
+        self.inner: list[torch.optim.Optimizer] = []
+        if sparse_params:
+            self.inner.append(torch.optim.SparseAdam(sparse_params, lr=lr, betas=betas, eps=eps))
+        if dense_params:
+            on_cuda = all(p.is_cuda for p in dense_params)
+            use_fused = on_cuda if fused is None else fused
+            self.inner.append(
+                torch.optim.Adam(
+                    dense_params,
+                    lr=lr,
+                    betas=betas,
+                    eps=eps,
+                    weight_decay=weight_decay,
+                    fused=use_fused or None,
+                )
+            )
+        if not self.inner:
+            raise ValueError("SparseDenseAdam got no parameters")
+        # Share the inner optimizers' groups and state so schedulers and checkpoints see everything.
+        self.defaults = dict(lr=lr, betas=betas, eps=eps)
+        self.param_groups = [g for opt in self.inner for g in opt.param_groups]
+        self.state = {}
+        self._optimizer_step_pre_hooks = {}
+        self._optimizer_step_post_hooks = {}
+        self._optimizer_state_dict_pre_hooks = {}
+        self._optimizer_state_dict_post_hooks = {}
+        self._optimizer_load_state_dict_pre_hooks = {}
+        self._optimizer_load_state_dict_post_hooks = {}
+
+    @torch.no_grad()
+    def step(self, closure: Callable[[], torch.Tensor] | None = None):
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for opt in self.inner:
+            opt.step()
+        return loss
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        for opt in self.inner:
+            opt.zero_grad(set_to_none=set_to_none)
+
+    def state_dict(self) -> dict:
+        return {"inner": [opt.state_dict() for opt in self.inner]}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        for opt, sd in zip(self.inner, state_dict["inner"], strict=True):
+            opt.load_state_dict(sd)
+
+
+def sparse_dense_adam(params: Iterable, module: nn.Module, **kwargs) -> SparseDenseAdam:
+    """Factory used from config (`_partial_: true`): splits `module`'s parameters itself."""
+    sparse, dense = split_sparse_parameters(module)
+    return SparseDenseAdam(sparse, dense, **kwargs)

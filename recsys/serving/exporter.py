@@ -1,0 +1,250 @@
+"""Export a trained run for serving: `<run>/export/` with TorchScript (and/or pt2) artifacts,
+vocabularies, a popularity fallback, a copy of the loader, and manifest.json.
+
+Nothing is published until every artifact has passed its parity check in a fresh process without
+recsys (`verify.py`): the export is written to a staging folder and renamed into place on success;
+on failure it is kept beside it as `<out>.failed/` and `ExportError` says what differed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import time
+from pathlib import Path
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+from torch import nn
+
+from recsys.run_loading import TrainedRun, load_run
+from recsys.serving import artifacts
+from recsys.serving.manifest import MANIFEST, environment, signature, write_manifest
+from recsys.serving.verify import verify
+
+log = logging.getLogger(__name__)
+FORMATS = ("torchscript", "pt2")
+SPLITS = ("train", "valid", "test")
+# Characters that str.splitlines() treats as line ends: kept out of one-line vocabulary entries.
+_LINE_BREAKS = str.maketrans(dict.fromkeys("\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029", " "))
+
+
+class ExportError(Exception):
+    """The export cannot be produced or did not pass verification; the message says why."""
+
+
+def _write_lines(path: Path, values) -> None:
+    path.write_text("".join(str(v).translate(_LINE_BREAKS) + "\n" for v in values))
+
+
+def check_vocabulary(run_dir: Path, data) -> None:
+    """The rebuilt data must index users and items as the trained run did, or scores are garbage."""
+    for name, ids in (("users", data.user_ids), ("items", data.item_ids)):
+        path = run_dir / "vocab" / f"{name}.txt"
+        if path.is_file() and path.read_text().splitlines() != [str(x) for x in ids]:
+            raise ExportError(
+                f"{path}: differs from the {name} of the rebuilt data; the data changed since "
+                "training, so the model's indices no longer mean the same ids"
+            )
+
+
+def write_vocabularies(folder: Path, data, popular: torch.Tensor) -> dict[str, str]:
+    (folder / "vocab").mkdir(parents=True)
+    files = {"users": data.user_ids, "items": data.item_ids}
+    if data.item_titles is not None:
+        files["item_titles"] = data.item_titles
+    files["popular_items"] = data.item_ids[popular.numpy()]
+    for name, values in files.items():
+        _write_lines(folder / "vocab" / f"{name}.txt", values)
+    return {name: f"vocab/{name}.txt" for name in files}
+
+
+def _replace_dir(staging: Path, target: Path) -> None:
+    if target.exists():
+        if not (target / MANIFEST).is_file() and any(target.iterdir()):
+            raise ExportError(f"{target}: exists and is not an export; refusing to replace it")
+        shutil.rmtree(target)
+    staging.rename(target)
+
+
+def export_run(
+    run: TrainedRun,
+    out_dir: str | Path,
+    formats: list[str] | tuple[str, ...] = ("torchscript",),
+    exclude: list[str] | tuple[str, ...] = ("train", "valid"),
+    num_popular: int = 1000,
+    verify_users: int = 256,
+    verify_k: int = 100,
+    atol: float = 1e-5,
+    seed: int = 0,
+    propensity: nn.Module | None = None,
+) -> dict:
+    """Write and verify the export of `run`; returns the manifest (its sha256 under `sha256`).
+
+    `exclude` names the splits whose items each user never gets again (train + valid, as at test
+    time in evaluation). `propensity` overrides the scorer's `propensity_module()` hook.
+    """
+    bad = [f for f in formats if f not in FORMATS] + [s for s in exclude if s not in SPLITS]
+    if bad or not formats:
+        raise ExportError(f"unknown format or split {bad}: formats {FORMATS}, splits {SPLITS}")
+    out_dir = Path(out_dir)
+    scorer, data = run.scorer.eval(), run.data
+    check_vocabulary(run.run_dir, data)
+    if propensity is None:
+        propensity = artifacts.propensity_module_of(scorer)
+    propensity = propensity.eval() if propensity is not None else None
+    seen = artifacts.seen_items(data, list(exclude))
+    vectors = (
+        artifacts.embed_all(scorer.user_embedding, scorer.num_users),  # (U, D)
+        artifacts.embed_all(scorer.item_embedding, scorer.num_items),  # (I, D)
+    )
+    for side, v in zip(("user", "item"), vectors, strict=True):
+        if not bool(torch.isfinite(v).all()):
+            bad_rows = int((~torch.isfinite(v)).any(1).sum())
+            raise ExportError(f"{bad_rows} {side} embeddings hold NaN or inf: the model diverged")
+
+    staging = out_dir.with_name(f".{out_dir.name}.partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    try:  # staging is renamed away on success and on failed parity; anything else removes it
+        popular = artifacts.popular_items(data, list(exclude), num_popular)
+        vocab = write_vocabularies(staging, data, popular)
+        shutil.copyfile(Path(__file__).with_name("loader.py"), staging / "loader.py")
+        entries: dict[str, dict] = {}
+        for fmt in formats:
+            modules = artifacts.build_modules(scorer, vectors, seen, propensity, fmt == "pt2")
+            for name, module in modules.items():
+                _save(entries, module, name, fmt, staging, scorer, int(vectors[1].shape[1]))
+        manifest = {
+            **_describe(run, seen, exclude),
+            "artifacts": entries,
+            "vocab": vocab,
+        }
+        write_manifest(staging, manifest)  # hashes first: the fresh process loads through them
+        users = artifacts.sample_users(data, verify_users, seed)
+        cases = artifacts.parity_cases(scorer, seen, propensity, data, users, verify_k, seed)
+        _verify_and_publish(manifest, cases, staging, out_dir, atol)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    log.info("export written to %s; manifest sha256 %s", out_dir, manifest["sha256"])
+    return manifest
+
+
+def _save(entries, module, name, fmt, folder, scorer, dim) -> None:
+    """Save one artifact and record its file and signature (or why pt2 could not take it)."""
+    entry = entries.setdefault(
+        name, {"files": {}, "signature": {}, "skipped": {}, "verification": {}}
+    )
+    try:
+        path = artifacts.save_module(module, name, fmt, folder)
+    except Exception as err:  # noqa: BLE001  (the model decides what compiles)
+        if fmt == "pt2" and name != "retriever":
+            entry["skipped"][fmt] = f"{type(err).__name__}: {str(err)[:500]}"
+            log.warning("%s: not exportable as pt2 (%s); skipped", name, err)
+            return
+        raise ExportError(
+            f"{name}: {type(scorer).__name__} does not compile as {fmt}: {err}"
+        ) from err
+    entry["files"][fmt] = path.name
+    entry["signature"][fmt] = signature(name, fmt, scorer.num_users, scorer.num_items, dim)
+
+
+def _describe(run: TrainedRun, seen, exclude) -> dict:
+    """The manifest's account of the model, the run, the data and the serving conventions."""
+    scorer, data = run.scorer, run.data
+    return {
+        "model": {
+            "name": str(run.cfg.model.get("name", type(scorer).__name__)),
+            "scorer_class": f"{type(scorer).__module__}.{type(scorer).__qualname__}",
+            "config": OmegaConf.to_container(run.cfg.model, resolve=True),
+        },
+        "run": {
+            "run_dir": str(run.run_dir),
+            "checkpoint": str(run.checkpoint_path),
+            "metrics": run.metrics,
+            "test_fingerprint": _test_fingerprint(run.run_dir),
+        },
+        "data": {
+            "name": data.name,
+            "num_users": data.num_users,
+            "num_items": data.num_items,
+            "seen_splits": list(exclude),
+            "seen_pairs": int(seen.indices.numel()),
+        },
+        "serving": {
+            "ranking": "score descending; ties go to the lower item index (as in evaluation)",
+            "seen_items": f"items of the {'+'.join(exclude)} splits score -inf and come last",
+            "unknown_users": "recommend vocab/popular_items.txt (most popular first)",
+            "loader": "loader.py: checks sha256 against this manifest before torch loads a file",
+        },
+        "environment": environment(),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+
+
+def _verify_and_publish(manifest: dict, cases, staging: Path, out_dir: Path, atol: float) -> None:
+    """Parity in a fresh process; publish as `out_dir` if all passed, else keep `<out>.failed`."""
+    entries = manifest["artifacts"]
+    keys = {f"{n}:{f}": (n, f) for n, e in entries.items() for f in e["files"]}
+    results = verify(
+        staging,
+        {k: cases[n] for k, (n, _) in keys.items()},
+        {k: f for k, (_, f) in keys.items()},
+        atol,
+    )
+    for key, (name, fmt) in keys.items():
+        entries[name]["verification"][fmt] = results[key]
+    manifest["sha256"] = write_manifest(staging, manifest)
+    failed = {k: r for k, r in results.items() if not r["passed"]}
+    if not failed:
+        _replace_dir(staging, out_dir)
+        return
+    target = out_dir.with_name(out_dir.name + ".failed")
+    shutil.rmtree(target, ignore_errors=True)
+    staging.rename(target)
+    hint = ""
+    if any(key.startswith("retriever:") for key in failed):
+        hint = (
+            " The retriever ranks by user_embedding(u) @ item_embedding(i).T over precomputed "
+            "vectors; a scorer whose score_all_items differs (a temperature, a term outside "
+            "the embeddings) must fold that into its embeddings."
+        )
+    raise ExportError(
+        f"parity check failed for {sorted(failed)} (kept in {target}): {json.dumps(failed)}.{hint}"
+    )
+
+
+def _test_fingerprint(run_dir: Path) -> str | None:
+    path = run_dir / "data_report.json"
+    return json.loads(path.read_text()).get("test_fingerprint") if path.is_file() else None
+
+
+def export_from_config(cfg: DictConfig) -> tuple[Path, dict]:
+    """The `scripts/export.py` entry: resolve the run and checkpoint, export, return (dir, manifest)."""
+    if not cfg.get("run_dir") and not cfg.get("ckpt_path"):
+        raise ExportError("say what to export: run_dir=<run directory> or ckpt_path=<file.ckpt>")
+    ckpt = Path(cfg.ckpt_path) if cfg.get("ckpt_path") else None
+    run_dir = Path(cfg.run_dir) if cfg.get("run_dir") else ckpt.resolve().parents[1]
+    if ckpt is not None and not ckpt.is_file():
+        raise ExportError(f"{ckpt}: checkpoint not found")
+    if not (run_dir / ".hydra" / "resolved.yaml").is_file():
+        raise ExportError(
+            f"{run_dir}: not a recsys run directory (no .hydra/resolved.yaml); an export needs the "
+            "run's config and vocabularies: pass run_dir= with ckpt_path="
+        )
+    run = load_run(run_dir, str(ckpt) if ckpt else cfg.checkpoint, cfg.map_location)
+    formats = list(FORMATS) if cfg.format == "both" else [cfg.format]
+    out_dir = Path(cfg.out_dir) if cfg.get("out_dir") else run_dir / "export"
+    manifest = export_run(
+        run,
+        out_dir,
+        formats,
+        list(cfg.exclude),
+        cfg.num_popular,
+        cfg.verify.users,
+        cfg.verify.k,
+        cfg.verify.atol,
+        cfg.seed,
+    )
+    return out_dir, manifest

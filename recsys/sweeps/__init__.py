@@ -1,0 +1,1 @@
+"""Sweeps and multi-GPU runs: the per-job wrapper (`trial`) and the multirun summary (`summary`)."""

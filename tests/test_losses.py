@@ -1,0 +1,150 @@
+"""Loss objects against direct, loop-based computations of their formulas."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from recsys.models.losses import BPRLoss, InBatchSoftmaxLoss
+
+B, N, D, NUM_ITEMS = 6, 2, 5, 9
+
+
+def batch(seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    user = torch.randn(B, D, generator=g)
+    positive = torch.randn(B, D, generator=g)
+    negatives = torch.randn(B, N, D, generator=g)
+    pos_items = torch.tensor([0, 1, 1, 2, 3, 1])  # item 1 three times: accidental hits
+    neg_items = torch.tensor(
+        [[1, 4], [5, 0], [6, 7], [2, 8], [4, 4], [3, 6]]
+    )  # some equal positives
+    # An item's embedding is the same wherever it appears.
+    for k, item in enumerate(neg_items.view(-1).tolist()):
+        hit = (pos_items == item).nonzero()
+        if len(hit):
+            negatives.view(-1, D)[k] = positive[hit[0, 0]]
+    for k in range(B):
+        positive[k] = positive[(pos_items == pos_items[k]).nonzero()[0, 0]]
+    return user, positive, negatives, pos_items, neg_items
+
+
+def reference(user, positive, negatives, pos_items, neg_items, counts, neg_probs, *, temperature,
+              logq, masking, mixed, gaps=None) -> float:  # fmt: skip
+    """Row by row, candidate by candidate: -logit(i, i) + log sum_j exp(logit(i, j))."""
+    cands = [(positive[j], int(pos_items[j])) for j in range(B)]
+    if mixed:
+        cands += [(negatives[r, k], int(neg_items[r, k])) for r in range(B) for k in range(N)]
+    m = B * N if mixed else 0
+    p_train = [float(c) / float(counts.sum()) for c in counts]
+    total = 0.0
+    for i in range(B):
+        logits, target = [], None
+        for j, (vec, item) in enumerate(cands):
+            if masking and item == int(pos_items[i]) and j != i:
+                continue
+            logit = float(user[i].double() @ vec.double()) / temperature
+            if logq:
+                in_batch = 1.0 / max(1.0, gaps[item]) if gaps is not None else B * p_train[item]
+                logit -= math.log(in_batch + m * float(neg_probs[item]))
+            logits.append(logit)
+            if j == i:
+                target = logit
+        total += -target + math.log(sum(math.exp(v) for v in logits))
+    return total / B
+
+
+COUNTS = torch.tensor([5, 30, 8, 3, 2, 1, 4, 6, 1])
+NEG_PROBS = torch.tensor([0.05, 0.3, 0.1, 0.1, 0.1, 0.05, 0.1, 0.1, 0.1])
+
+
+@pytest.mark.parametrize("logq", [True, False])
+@pytest.mark.parametrize("masking", [True, False])
+@pytest.mark.parametrize("mixed", [True, False])
+def test_in_batch_softmax_matches_loop(logq, masking, mixed):
+    loss = InBatchSoftmaxLoss(
+        temperature=0.7,
+        logq_correction="counts" if logq else "none",
+        remove_accidental_hits=masking,
+        mixed_negatives=mixed,
+    )
+    loss.prepare(COUNTS, NEG_PROBS)
+    args = batch()
+    got = float(loss(*args))
+    want = reference(
+        *args, COUNTS, NEG_PROBS, temperature=0.7, logq=logq, masking=masking, mixed=mixed
+    )
+    assert got == pytest.approx(want, abs=1e-5)
+
+
+def test_masking_changes_the_loss_only_when_items_repeat():
+    args = batch()
+    on, off = (
+        InBatchSoftmaxLoss(logq_correction="none", remove_accidental_hits=m) for m in (True, False)
+    )
+    assert float(on(*args)) < float(
+        off(*args)
+    )  # duplicates of a positive no longer act as negatives
+    unique = [a[:1] if a.dim() else a for a in args]  # a single row has nothing to collide with
+    unique[4] = torch.tensor([[7, 8]])
+    assert float(on(*unique)) == pytest.approx(float(off(*unique)), abs=1e-6)
+
+
+def streaming_reference(steps: list[torch.Tensor], num_items: int, alpha: float) -> list[float]:
+    """Yi et al. (2019) Algorithm 2, one item at a time: gap <- (1-a) gap + a (t - last seen)."""
+    last, gap = [0.0] * num_items, [float(num_items)] * num_items
+    for t, items in enumerate(steps, start=1):
+        for item in set(items.tolist()):
+            gap[item] = (
+                float(t) if last[item] == 0 else (1 - alpha) * gap[item] + alpha * (t - last[item])
+            )
+            last[item] = float(t)
+    return gap
+
+
+def test_streaming_logq_matches_loop_and_tracks_frequencies():
+    loss = InBatchSoftmaxLoss(temperature=1.0, logq_correction="streaming", streaming_alpha=0.1)
+    loss.prepare(COUNTS, NEG_PROBS)
+    g = torch.Generator().manual_seed(1)
+    probs = COUNTS.double() / COUNTS.sum()
+    steps = [torch.multinomial(probs, B, replacement=True, generator=g) for _ in range(400)]
+    for items in steps[:-1]:
+        loss(*batch()[:3], items, batch()[4])
+    gaps_before_last = streaming_reference(steps[:-1], NUM_ITEMS, 0.1)
+    assert loss.gap.tolist() == pytest.approx(gaps_before_last, rel=1e-5)
+    args = list(batch())
+    args[3] = steps[-1]
+    got = float(loss(*args))
+    gaps = streaming_reference(steps, NUM_ITEMS, 0.1)
+    want = reference(*args, COUNTS, NEG_PROBS, temperature=1.0, logq=True, masking=True, mixed=True,
+                     gaps=gaps)  # fmt: skip
+    assert got == pytest.approx(want, abs=1e-5)
+    # 1 / gap estimates the chance that an item is in a batch: 1 - (1 - p)^B.
+    in_batch = 1 - (1 - probs) ** B
+    assert (1 / torch.tensor(gaps)).tolist() == pytest.approx(in_batch.tolist(), rel=0.35)
+
+
+def test_bad_logq_mode_is_named():
+    with pytest.raises(ValueError, match="logq_correction"):
+        InBatchSoftmaxLoss(logq_correction="popularity")
+
+
+def test_logq_needs_prepare():
+    with pytest.raises(RuntimeError, match="prepare"):
+        InBatchSoftmaxLoss()(*batch())
+
+
+def test_bpr_matches_loop():
+    user, positive, negatives, pos_items, neg_items = batch()
+    want = sum(
+        -math.log(
+            1 / (1 + math.exp(-(float(user[i] @ positive[i]) - float(user[i] @ negatives[i, k]))))
+        )
+        for i in range(B)
+        for k in range(N)
+    ) / (B * N)
+    assert float(BPRLoss()(user, positive, negatives, pos_items, neg_items)) == pytest.approx(
+        want, abs=1e-5
+    )
