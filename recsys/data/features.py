@@ -98,9 +98,7 @@ def build_features(
     if spec.title is not None:
         wanted["title"] = spec.title
     cols = resolve_columns(path, list(frame.columns), wanted, spec.header)
-    ids = canonical_ids(
-        pd.Index(frame[cols["id"]].astype(object).where(frame[cols["id"]].notna(), ""))
-    )
+    ids = canonical_ids(frame[cols["id"]])
     missing = pd.Index(ids).str.strip() == ""
     duplicate = pd.Index(ids).duplicated(keep="last") & ~missing
     index = vocab.lookup(ids)

@@ -91,12 +91,17 @@ class _Codebook:
         return np.asarray(self.index, dtype=object)
 
 
-def canonical_ids(uniques: pd.Index | np.ndarray) -> np.ndarray:
-    """Raw ids as strings; integral floats (ints that passed through a NaN) lose their `.0`."""
-    values = pd.Index(uniques)
-    if pd.api.types.is_float_dtype(values.dtype) and (values == values.round()).all():
-        values = values.astype("int64")
-    return np.asarray(values.astype(str), dtype=object)
+def canonical_ids(values: pd.Index | pd.Series | np.ndarray) -> np.ndarray:
+    """Raw ids as strings, "" where missing; integral floats (ints that met a NaN) lose their `.0`."""
+    series = pd.Series(np.asarray(values) if isinstance(values, pd.Index) else values)
+    missing = series.isna().to_numpy()
+    if pd.api.types.is_float_dtype(series.dtype):
+        known = series[~missing]
+        if (known == known.round()).all():
+            series = series.astype("Int64")
+    out = series.astype(str).to_numpy(dtype=object)
+    out[missing] = ""
+    return out
 
 
 def parse_numbers(raw: pd.Series) -> np.ndarray:

@@ -1,9 +1,10 @@
 """MovieLens-1M (Harper & Konstan, 2015): 1,000,209 ratings of 3,706 movies by 6,040 users.
 
 Downloaded from GroupLens on first use. GroupLens publishes only an MD5 of the archive
-(c4d9eecfca2ab87c1945afe126590906); the sha256 checked here is the one pinned for the same archive by
-tensorflow/models (official/recommendation/movielens.py) and keras-rs. Every member's CRC is tested
-before unpacking, and the sha256 of the archive and of each file read go into the data report.
+(c4d9eecfca2ab87c1945afe126590906, as many projects pin it); the sha256 checked here is the one pinned for
+the same archive by tensorflow/examples (lite/examples/recommendation/ml/data/
+example_generation_movielens.py) and the keras-rs examples. Every member's CRC is tested before
+unpacking, and the sha256 of the archive and of each file read go into the data report.
 There is no canonical split: the ratings go through the generic reader and `split` (random 75/5/20
 by default), so every split method of `data=interactions` works here too.
 """
