@@ -32,7 +32,7 @@ def batch(seed: int = 0):
 
 
 def reference(user, positive, negatives, pos_items, neg_items, counts, neg_probs, *, temperature,
-              logq, masking, mixed, gaps=None) -> float:  # fmt: skip
+              logq, masking, mixed, stream=None) -> float:  # fmt: skip
     """Row by row, candidate by candidate: -logit(i, i) + log sum_j exp(logit(i, j))."""
     cands = [(positive[j], int(pos_items[j])) for j in range(B)]
     if mixed:
@@ -47,7 +47,7 @@ def reference(user, positive, negatives, pos_items, neg_items, counts, neg_probs
                 continue
             logit = float(user[i].double() @ vec.double()) / temperature
             if logq:
-                in_batch = 1.0 / max(1.0, gaps[item]) if gaps is not None else B * p_train[item]
+                in_batch = stream[item] if stream is not None else B * p_train[item]
                 logit -= math.log(in_batch + m * float(neg_probs[item]))
             logits.append(logit)
             if j == i:
@@ -93,37 +93,55 @@ def test_masking_changes_the_loss_only_when_items_repeat():
 
 
 def streaming_reference(steps: list[torch.Tensor], num_items: int, alpha: float) -> list[float]:
-    """Yi et al. (2019) Algorithm 2, one item at a time: gap <- (1-a) gap + a (t - last seen)."""
-    last, gap = [0.0] * num_items, [float(num_items)] * num_items
+    """Expected copies per batch, item by item: Yi et al. (2019) Algorithm 2's gap g <- (1-a) g +
+    a (t - last seen), and the copies m <- (1-a) m + a (count in this batch); expected = m / g."""
+    last, gap, copies = [0.0] * num_items, [float(num_items)] * num_items, [1.0] * num_items
     for t, items in enumerate(steps, start=1):
         for item in set(items.tolist()):
-            gap[item] = (
-                float(t) if last[item] == 0 else (1 - alpha) * gap[item] + alpha * (t - last[item])
-            )
+            count = items.tolist().count(item)
+            if last[item] == 0:
+                gap[item], copies[item] = float(t), float(count)
+            else:
+                gap[item] = (1 - alpha) * gap[item] + alpha * (t - last[item])
+                copies[item] = (1 - alpha) * copies[item] + alpha * count
             last[item] = float(t)
-    return gap
+    return [m / max(1.0, g) for m, g in zip(copies, gap, strict=True)]
 
 
 def test_streaming_logq_matches_loop_and_tracks_frequencies():
-    loss = InBatchSoftmaxLoss(temperature=1.0, logq_correction="streaming", streaming_alpha=0.1)
+    loss = InBatchSoftmaxLoss(temperature=1.0, logq_correction="streaming", streaming_alpha=0.05)
     loss.prepare(COUNTS, NEG_PROBS)
     g = torch.Generator().manual_seed(1)
     probs = COUNTS.double() / COUNTS.sum()
-    steps = [torch.multinomial(probs, B, replacement=True, generator=g) for _ in range(400)]
+    steps = [torch.multinomial(probs, B, replacement=True, generator=g) for _ in range(1500)]
     for items in steps[:-1]:
         loss(*batch()[:3], items, batch()[4])
-    gaps_before_last = streaming_reference(steps[:-1], NUM_ITEMS, 0.1)
-    assert loss.gap.tolist() == pytest.approx(gaps_before_last, rel=1e-5)
+    before_last = streaming_reference(steps[:-1], NUM_ITEMS, 0.05)
+    assert (loss.copies / loss.gap.clamp(min=1)).tolist() == pytest.approx(before_last, rel=1e-5)
     args = list(batch())
     args[3] = steps[-1]
     got = float(loss(*args))
-    gaps = streaming_reference(steps, NUM_ITEMS, 0.1)
+    expected = streaming_reference(steps, NUM_ITEMS, 0.05)
     want = reference(*args, COUNTS, NEG_PROBS, temperature=1.0, logq=True, masking=True, mixed=True,
-                     gaps=gaps)  # fmt: skip
+                     stream=expected)  # fmt: skip
     assert got == pytest.approx(want, abs=1e-5)
-    # 1 / gap estimates the chance that an item is in a batch: 1 - (1 - p)^B.
-    in_batch = 1 - (1 - probs) ** B
-    assert (1 / torch.tensor(gaps)).tolist() == pytest.approx(in_batch.tolist(), rel=0.35)
+
+
+def test_streaming_estimate_tracks_expected_copies_per_batch():
+    """Popular items fill many rows of a batch: the estimate follows B * p for them too."""
+    counts = torch.tensor([400, 200, 100, 50, 25, 12, 6, 3, 2, 1])
+    probs, b = counts.double() / counts.sum(), 64
+    loss = InBatchSoftmaxLoss(
+        logq_correction="streaming", streaming_alpha=0.01, mixed_negatives=False
+    )
+    loss.prepare(counts)
+    g = torch.Generator().manual_seed(0)
+    zeros = torch.zeros(b, 4)
+    for _ in range(3000):
+        items = torch.multinomial(probs, b, replacement=True, generator=g)
+        loss(zeros, zeros, zeros[:, None, :0], items, items[:, None][:, :0])
+    estimate = loss.copies / loss.gap.clamp(min=1)
+    assert estimate.tolist() == pytest.approx((b * probs).tolist(), rel=0.25)
 
 
 def test_bad_logq_mode_is_named():

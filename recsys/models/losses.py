@@ -126,13 +126,16 @@ class InBatchSoftmaxLoss(nn.Module):
     B*N sampled catalogue items (shared by all rows). Logit(i, j) = <u_i, v_j> / temperature - log Q_j,
     with Q_j the expected number of times item j is among the candidates of a step:
       B * p_train(j) + B*N * p_neg(j)                      (logq_correction="counts"), or
-      1 / (streamed steps between occurrences of j) + B*N * p_neg(j)  ("streaming", Yi et al. Alg. 2),
-    so popular items are not pushed down just for being frequent negatives. With `remove_accidental_hits`
+      m_j / g_j + B*N * p_neg(j)                           ("streaming"),
+    where g_j is the streamed estimate of the steps between batches holding j (Yi et al., Algorithm 2)
+    and m_j the streamed mean number of copies of j in those batches. Yi et al. assume one copy at
+    most (1 / g_j), true for a huge catalogue; on a small one a popular item fills several rows of a
+    batch, and without m_j it would be under-corrected. Either way popular items are not pushed down just for being frequent negatives. With `remove_accidental_hits`
     a candidate equal to the row's own positive item (other than the target column) is masked out.
 
     temperature: divides the dot products; keep 1.0 when the scorer applies its own (learned) one,
         as `TwoTower` does by scaling the user embedding.
-    streaming_alpha: learning rate of the streamed gap estimate.
+    streaming_alpha: learning rate of the streamed estimates (gap and copies per batch).
     After each call `parts` holds detached tensors (logsumexp, positive logit, hits per row) to log.
     """
 
@@ -163,6 +166,7 @@ class InBatchSoftmaxLoss(nn.Module):
             "last_step", torch.zeros(0)
         )  # (I,) step an item was last seen; 0 = never
         self.register_buffer("gap", torch.zeros(0))  # (I,) estimated steps between occurrences
+        self.register_buffer("copies", torch.zeros(0))  # (I,) estimated copies per batch holding it
         self.register_buffer("step", torch.zeros((), dtype=torch.float64))
         self.parts: dict[str, Tensor] = {}
 
@@ -183,15 +187,28 @@ class InBatchSoftmaxLoss(nn.Module):
         if self.gap.numel() != num_items:
             self.last_step = torch.zeros(num_items, device=device)
             self.gap = torch.full((num_items,), float(num_items), device=device)
+            self.copies = torch.ones(num_items, device=device)
 
     def _update_stream(self, items: Tensor) -> None:
-        """Yi et al. (2019) Algorithm 2 on item indices (no hashing needed): gap <- EMA of steps
-        between occurrences. Duplicates in a batch compute identical values, so scatter order is moot."""
+        """Yi et al. (2019) Algorithm 2 on item indices (no hashing needed), plus copies per batch.
+
+        gap <- EMA of steps between batches holding the item; copies <- EMA of its count in them.
+        Counts come from a sort (no host sync, no catalogue-sized work); duplicates in a batch
+        compute identical values, so the order of the scattered writes is moot.
+        """
         self.step += 1
         t = self.step.float()
+        a = self.streaming_alpha
+        ordered = items.sort().values
+        count = (
+            torch.searchsorted(ordered, items, right=True) - torch.searchsorted(ordered, items)
+        ).float()  # (B,) copies of each row's item in this batch
         last = self.last_step[items]
-        ema = (1 - self.streaming_alpha) * self.gap[items] + self.streaming_alpha * (t - last)
-        self.gap[items] = torch.where(last == 0, t.expand_as(last), ema)
+        first = last == 0
+        gap = (1 - a) * self.gap[items] + a * (t - last)
+        copies = (1 - a) * self.copies[items] + a * count
+        self.gap[items] = torch.where(first, t.expand_as(last), gap)
+        self.copies[items] = torch.where(first, count, copies)
         self.last_step[items] = t.expand_as(last)
 
     def forward(
@@ -217,7 +234,7 @@ class InBatchSoftmaxLoss(nn.Module):
             if self.logq_correction == "streaming":
                 if self.training:
                     self._update_stream(pos_items)
-                expected = 1.0 / self.gap[cand_items].clamp(min=1.0)
+                expected = self.copies[cand_items] / self.gap[cand_items].clamp(min=1.0)
             else:
                 expected = b * self.train_probs[cand_items]
             if n_mixed > 0:
