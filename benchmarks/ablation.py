@@ -62,7 +62,12 @@ def command(experiment: str, overrides: list[str]) -> list[str]:
 
 
 def run_one(argv: list[str], seed: int, run_dir: Path) -> dict[str, float]:
-    """Train in a child process (a fresh interpreter, as a user runs it) and read metrics.json."""
+    """Train in a child process (a fresh interpreter, as a user runs it) and read metrics.json.
+
+    A finished run (metrics.json present) is read, not retrained: an interrupted table resumes.
+    """
+    if (run_dir / "metrics.json").is_file():
+        return json.loads((run_dir / "metrics.json").read_text())
     full = [sys.executable, *argv, f"seed={seed}", f"hydra.run.dir={run_dir}", *QUIET]
     log = run_dir.with_suffix(".log")
     run_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -95,7 +100,7 @@ def main() -> None:
         per_seed = []
         for seed in args.seeds:
             start = time.perf_counter()
-            slug = "_".join(o.rsplit(".", 1)[-1] for o in overrides) or "base"
+            slug = "_".join(o.rsplit(".", 1)[-1].replace("=", "-") for o in overrides) or "base"
             metrics = run_one(argv, seed, args.runs / args.suite / f"{slug}_seed{seed}")
             per_seed.append({m: metrics[m] for m in suite["metrics"]} | {"seed": seed})
             print(f"{name} seed {seed}: {per_seed[-1]} ({time.perf_counter() - start:.0f} s)")
