@@ -100,7 +100,8 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     folder = DATA_DIR / "amazon-beauty"
     quiet = ["trainer.enable_progress_bar=false", "callbacks.progress_bar=null", "logger=null"]
-    cfg, dm = load_datamodule("beauty", quiet)
+    # The tutorial gets the recipe's scorer, loss, lr and L2, with dense gradients for its Adam.
+    cfg, dm = load_datamodule("beauty", ["experiment=beauty_mf", "optimizer=adam", *quiet])
     if dm is None:
         return
     torch.manual_seed(0)

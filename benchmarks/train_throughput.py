@@ -55,11 +55,17 @@ class TripletDataset(Dataset):
         return self.users[i], self.items[i], torch.tensor(negatives)
 
 
-def step(scorer, loss_fn, optimizer, users, items, negatives) -> None:
+def step(scorer, loss_fn, optimizer, users, items, negatives, l2: float = 0.0) -> None:
+    """The same math as RetrievalModule.training_loss: negatives embedded only when the loss uses
+    them, and the row L2 term when the config has one."""
+    if not getattr(loss_fn, "uses_negatives", True):
+        negatives = negatives[:, :0]
     b, n = negatives.shape
     user = scorer.user_embedding(users)
     both = scorer.item_embedding(torch.cat([items, negatives.reshape(-1)]))
     loss = loss_fn(user, both[:b], both[b:].view(b, n, -1), items, negatives)
+    if l2 > 0:
+        loss = loss + l2 * (user.pow(2).sum() + both.pow(2).sum()) / b
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()
@@ -90,9 +96,8 @@ def tutorial(cfg, dm, seconds: float, device: torch.device) -> float:
 
     def run_epoch():
         for users, items, negatives in loader:
-            step(
-                scorer, loss_fn, optimizer, users.to(device), items.to(device), negatives.to(device)
-            )
+            step(scorer, loss_fn, optimizer, users.to(device), items.to(device),
+                 negatives.to(device), cfg.model.module.embedding_l2)  # fmt: skip
         sync(device)
 
     return timed_epochs(run_epoch, len(ds), seconds)
@@ -122,7 +127,8 @@ def bare(cfg, dm, seconds: float, sparse: bool, device: torch.device) -> float:
                 data.num_items, (idx.numel(), dm.num_negatives), device=device
             )
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-                step(scorer, loss_fn, optimizer, users[idx], items[idx], negatives)
+                step(scorer, loss_fn, optimizer, users[idx], items[idx], negatives,
+                     cfg.model.module.embedding_l2)  # fmt: skip
         sync(device)
 
     return timed_epochs(run_epoch, n, seconds)
