@@ -17,7 +17,7 @@ DATA_DIR = Path(os.environ.get("RECSYS_DATA_DIR", ROOT.parent / "shared" / "data
 
 def _beauty(folder: Path) -> list[str]:
     return [
-        "experiment=beauty_mf",
+        "data=beauty",
         *(f"data.{s}={folder / (s + '.txt')}" for s in ("train", "valid", "test")),
     ]
 
@@ -27,7 +27,7 @@ DATASETS = {  # name -> (folder under RECSYS_DATA_DIR, required file, overrides 
     "ml100k": (
         "ml-100k",
         "u1.base",
-        lambda folder: ["experiment=ml100k_mf", f"data.root={folder}"],
+        lambda folder: ["data=ml100k", f"data.root={folder}"],
     ),
     "beauty": ("amazon-beauty", "train.txt", _beauty),
 }

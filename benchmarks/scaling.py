@@ -58,8 +58,12 @@ def child(n: int, model: str, device: str, max_steps: int | None, batch_size: in
 
     cfg = compose_config([*MODELS[model], f"data.loader.batch_size={batch_size}"])
     data = synthetic_log(n)
+    loader = cfg.data.loader
     dm = InteractionDataModule(
-        lambda: data, batch_size=batch_size, num_negatives=cfg.data.loader.num_negatives
+        lambda: data,
+        batch_size=batch_size,
+        num_negatives=loader.num_negatives,
+        steps_per_batch=loader.steps_per_batch,
     )
     scorer = build_scorer(cfg.model.scorer, data)
     module = instantiate(
@@ -68,12 +72,16 @@ def child(n: int, model: str, device: str, max_steps: int | None, batch_size: in
     estimate = estimate_training_memory(module, dm)
     timer = EpochTimer()
     on_cuda = device == "cuda"
-    steps = len(dm.train_batches(torch.device("cpu")))
+    batches = dm.train_batches(torch.device("cpu"))
+    steps = (
+        batches.num_steps
+    )  # optimizer steps; Lightning counts batches of steps_per_batch of them
     limit = min(steps, max_steps) if max_steps else steps
+    limit = min(steps, -(-limit // dm.steps_per_batch) * dm.steps_per_batch)
     trainer = pl.Trainer(
         max_epochs=2, accelerator="gpu" if on_cuda else "cpu", devices=1, precision="bf16-mixed" if on_cuda else "32-true",
         logger=False, enable_checkpointing=False, enable_progress_bar=False, limit_val_batches=0,
-        limit_train_batches=limit, enable_model_summary=False, callbacks=[timer],
+        limit_train_batches=-(-limit // dm.steps_per_batch), enable_model_summary=False, callbacks=[timer],
     )  # fmt: skip
     trainer.fit(module, datamodule=dm)
     rows_per_s = (
@@ -119,20 +127,24 @@ def main() -> None:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--batch-size", type=int, default=8192)
     parser.add_argument(
-        "--max-steps", type=int, default=None, help="time this many steps and extrapolate"
-    )
+        "--max-steps", nargs="+", default=None,
+        help="time this many steps and extrapolate: N for every model, or MODEL=N each",
+    )  # fmt: skip
     parser.add_argument("--child", nargs=2, metavar=("N", "MODEL"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    max_steps = {}
+    for item in args.max_steps or []:
+        model, _, n = item.rpartition("=")
+        max_steps.update({m: int(n) for m in ([model] if model else MODELS)})
     if args.child:
-        child(
-            int(float(args.child[0])), args.child[1], args.device, args.max_steps, args.batch_size
-        )
+        n, model = int(float(args.child[0])), args.child[1]
+        child(n, model, args.device, max_steps.get(model), args.batch_size)
         return
     rows = []
     for model in args.models:
         for n in args.sizes:
             cmd = [sys.executable, "-m", "benchmarks.scaling", "--child", str(int(n)), model, "--device", args.device,
-                   "--batch-size", str(args.batch_size)] + (["--max-steps", str(args.max_steps)] if args.max_steps else [])  # fmt: skip
+                   "--batch-size", str(args.batch_size)] + (["--max-steps", f"{model}={max_steps[model]}"] if model in max_steps else [])  # fmt: skip
             proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
             lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
             if proc.returncode != 0 or not lines:

@@ -28,11 +28,12 @@ def test_training_rows_are_split_between_ranks(datamodule):
     full = datamodule.train_batches(torch.device("cpu"))
     shards = [datamodule.train_batches(torch.device("cpu"), rank=r, world_size=3) for r in range(3)]
     assert len({len(s) for s in shards}) == 1  # DDP needs the same number of steps on every rank
-    batches = [list(s) for s in shards]
+    assert len({s.num_steps for s in shards}) == 1
+    batches = [list(s.minibatches()) for s in shards]
     rows = [torch.cat([b["users"] * 10_000 + b["items"] for b in bs]) for bs in batches]
     assert len({r.numel() for r in rows}) == 1
     every = torch.cat(rows)
-    reference = torch.cat([b["users"] * 10_000 + b["items"] for b in full])
+    reference = torch.cat([b["users"] * 10_000 + b["items"] for b in full.minibatches()])
     assert every.numel() - reference.numel() < 3  # at most world_size - 1 padded rows
     assert torch.equal(torch.unique(every), torch.unique(reference))
     negatives = [bs[0]["negatives"] for bs in batches]

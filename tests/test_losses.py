@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from recsys.models.losses import BPRLoss, InBatchSoftmaxLoss
+from recsys.models.losses import BPRLoss, InBatchSoftmaxLoss, SampledSoftmaxLoss
 
 B, N, D, NUM_ITEMS = 6, 2, 5, 9
 
@@ -166,3 +166,33 @@ def test_bpr_matches_loop():
     assert float(BPRLoss()(user, positive, negatives, pos_items, neg_items)) == pytest.approx(
         want, abs=1e-5
     )
+
+
+@pytest.mark.parametrize("logq", [True, False])
+@pytest.mark.parametrize("masking", [True, False])
+def test_sampled_softmax_matches_loop(logq, masking):
+    """Candidates: the batch's positives (log Q = log p_train) and every sampled negative (log p_neg)."""
+    loss = SampledSoftmaxLoss(temperature=0.7, logq_correction=logq, remove_accidental_hits=masking)
+    loss.prepare(COUNTS, NEG_PROBS)
+    user, positive, negatives, pos_items, neg_items = batch(1)
+    p_train = COUNTS.double() / COUNTS.sum()
+    cands = [(positive[j], int(pos_items[j]), float(p_train[pos_items[j]])) for j in range(B)]
+    cands += [
+        (negatives[r, k], int(neg_items[r, k]), float(NEG_PROBS[neg_items[r, k]]))
+        for r in range(B)
+        for k in range(N)
+    ]
+    want = 0.0
+    for i in range(B):
+        logits = []
+        for j, (vec, item, q) in enumerate(cands):
+            if masking and item == int(pos_items[i]) and j != i:
+                continue
+            logits.append(
+                float(user[i].double() @ vec.double()) / 0.7 - (math.log(q) if logq else 0)
+            )
+            if j == i:
+                target = logits[-1]
+        want += (-target + math.log(sum(math.exp(v) for v in logits))) / B
+    got = float(loss(user, positive, negatives, pos_items, neg_items))
+    assert got == pytest.approx(want, abs=1e-5)

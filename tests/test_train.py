@@ -54,6 +54,15 @@ def test_same_seed_same_metrics(tiny_cfg, tmp_path):
     assert c["test/ndcg@10"] != a["test/ndcg@10"]
 
 
+def test_steps_per_batch_changes_speed_not_results(tiny_cfg, tmp_path):
+    """k minibatches per Lightning batch are the same k optimizer steps, in the same order."""
+    one, _ = train(tiny_cfg("data.loader.steps_per_batch=1", output_dir=tmp_path / "one"))
+    grouped, _ = train(tiny_cfg("data.loader.steps_per_batch=3", output_dir=tmp_path / "three"))
+    for key, value in one.items():
+        if key.startswith(("test/", "best/")):
+            assert grouped[key] == pytest.approx(value, abs=1e-6), key
+
+
 def test_resume_from_last_checkpoint_matches_uninterrupted(tiny_cfg, tmp_path):
     full, _ = train(tiny_cfg("trainer.max_epochs=4", output_dir=tmp_path / "full"))
     train(tiny_cfg("trainer.max_epochs=2", output_dir=tmp_path / "part"))

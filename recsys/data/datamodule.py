@@ -28,12 +28,14 @@ class InteractionDataModule(pl.LightningDataModule):
         eval_chunk_elements: int = 2**24,
         seed: int = 0,
         label_negative_keep_rate: float = 1.0,
+        steps_per_batch: int = 1,
     ):
         super().__init__()
         self.source = source
         self.batch_size, self.num_negatives, self.seed = batch_size, num_negatives, seed
         self.negative_sampling, self.negative_alpha = negative_sampling, negative_alpha
         self.eval_chunk_elements = eval_chunk_elements
+        self.steps_per_batch = steps_per_batch  # optimizer steps per Lightning batch (TrainBatches)
         # w: share of label-0 training rows kept; the one place down-sampling is configured.
         self.label_negative_keep_rate = label_negative_keep_rate
         self.data: InteractionData | None = None
@@ -115,6 +117,7 @@ class InteractionDataModule(pl.LightningDataModule):
             self._epoch,
             rank=rank,
             world_size=world_size,
+            steps_per_batch=self.steps_per_batch,
         )
         return loader.to(device or self._device())
 

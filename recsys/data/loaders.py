@@ -61,6 +61,11 @@ class TrainBatches:
     `world_size` by repeating its head (as `DistributedSampler` does) and takes every `world_size`-th
     row from `rank` on: ranks see disjoint rows and run the same number of steps, which DDP's
     gradient all-reduce needs. Negatives then come from a per-rank generator.
+
+    With `steps_per_batch` = k > 1, each item is a list of k minibatches (the last one shorter),
+    which the LightningModule trains as k optimizer steps: Lightning's per-batch bookkeeping is
+    paid once per k steps (Keras calls this `steps_per_execution`). The minibatches, their order and
+    their negatives are the same for any k.
     """
 
     def __init__(
@@ -74,23 +79,45 @@ class TrainBatches:
         drop_last: bool = False,
         rank: int = 0,
         world_size: int = 1,
+        steps_per_batch: int = 1,
     ):
+        if steps_per_batch < 1:
+            raise ValueError(f"steps_per_batch must be >= 1, got {steps_per_batch}")
         self.tensors, self.batch_size, self.num_negatives = tensors, batch_size, num_negatives
         self.sampler, self.seed, self.epoch_fn, self.drop_last = sampler, seed, epoch_fn, drop_last
-        self.rank, self.world_size = rank, world_size
+        self.rank, self.world_size, self.steps_per_batch = rank, world_size, steps_per_batch
         self.num_rows = int(next(iter(tensors.values())).numel())
         self.rows_per_rank = -(-self.num_rows // world_size)  # ceil: padded shard size
 
-    def __len__(self) -> int:
+    @property
+    def num_steps(self) -> int:
+        """Optimizer steps (minibatches) per epoch on this rank."""
         full, rest = divmod(self.rows_per_rank, self.batch_size)
         return full if (self.drop_last or rest == 0) else full + 1
+
+    def __len__(self) -> int:
+        return -(-self.num_steps // self.steps_per_batch)
 
     def to(self, device: torch.device) -> TrainBatches:
         self.tensors = {k: v.to(device) for k, v in self.tensors.items()}
         self.sampler.to(device)
         return self
 
-    def __iter__(self) -> Iterator[dict[str, Tensor]]:
+    def __iter__(self) -> Iterator[dict[str, Tensor] | list[dict[str, Tensor]]]:
+        if self.steps_per_batch == 1:
+            yield from self.minibatches()
+            return
+        group = []
+        for batch in self.minibatches():
+            group.append(batch)
+            if len(group) == self.steps_per_batch:
+                yield group
+                group = []
+        if group:
+            yield group
+
+    def minibatches(self) -> Iterator[dict[str, Tensor]]:
+        """This epoch's minibatches one by one, whatever `steps_per_batch` is."""
         device = next(iter(self.tensors.values())).device
         gen = torch.Generator(device=device)
         gen.manual_seed(self.seed * 100_003 + self.epoch_fn())
@@ -99,7 +126,7 @@ class TrainBatches:
             padded = order.repeat(-(-self.rows_per_rank * self.world_size // self.num_rows))
             order = padded[: self.rows_per_rank * self.world_size][self.rank :: self.world_size]
             gen.manual_seed((self.seed * 100_003 + self.epoch_fn()) * 1_009 + self.rank + 1)
-        for b in range(len(self)):
+        for b in range(self.num_steps):
             idx = order[b * self.batch_size : (b + 1) * self.batch_size]
             batch = {k: v[idx] for k, v in self.tensors.items()}
             if self.num_negatives > 0:

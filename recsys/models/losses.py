@@ -97,20 +97,27 @@ class SampledSoftmaxLoss(nn.Module):
             [positive, negatives.reshape(-1, negatives.shape[-1])]
         )  # (B + B*N, D)
         cand_items = torch.cat([pos_items, neg_items.reshape(-1)])  # (B + B*N,)
-        logits = (user @ candidates.T).float() / self.temperature  # (B, B + B*N)
+        if self.temperature != 1.0:
+            user = user / self.temperature  # (B, D): cheaper than dividing the (B, C) logits
+        bias = None  # additive (C,) or (B, C) correction without gradient, as in InBatchSoftmaxLoss
         if self.logq_correction:
             if self.in_batch_log_q.numel() == 0:
                 raise RuntimeError(
                     "SampledSoftmaxLoss.prepare(item_counts) must run before training with logQ"
                 )
-            log_q = torch.cat(
+            bias = -torch.cat(
                 [self.in_batch_log_q[pos_items], self.negative_log_q[neg_items.reshape(-1)]]
             )
-            logits = logits - log_q
         if self.remove_accidental_hits:
             hit = pos_items[:, None] == cand_items[None, :]  # (B, B + B*N)
             hit[:, :b].fill_diagonal_(False)
-            logits = logits.masked_fill(hit, -math.inf)
+            base = (
+                bias if bias is not None else user.new_zeros(cand_items.shape, dtype=torch.float32)
+            )
+            bias = base.expand(b, -1).masked_fill(hit, -math.inf)
+        logits = (user @ candidates.T).float()  # (B, B + B*N)
+        if bias is not None:
+            logits = logits + bias
         target = torch.arange(b, device=user.device)
         return F.cross_entropy(logits, target)
 
@@ -225,32 +232,49 @@ class InBatchSoftmaxLoss(nn.Module):
         if n_mixed > 0:
             candidates = torch.cat([positive, negatives.reshape(-1, negatives.shape[-1])])
             cand_items = torch.cat([pos_items, neg_items.reshape(-1)])
-        logits = (user @ candidates.T).float() / self.temperature  # (B, C)
-        if self.logq_correction != "none":
-            if self.train_probs.numel() == 0:
-                raise RuntimeError(
-                    "InBatchSoftmaxLoss.prepare(item_counts) must run before training"
-                )
-            if self.logq_correction == "streaming":
-                if self.training:
-                    self._update_stream(pos_items)
-                expected = self.copies[cand_items] / self.gap[cand_items].clamp(min=1.0)
-            else:
-                expected = b * self.train_probs[cand_items]
-            if n_mixed > 0:
-                expected = expected + n_mixed * self.negative_probs[cand_items]
-            logits = logits - torch.log(expected.clamp(min=1e-12))
+        if self.temperature != 1.0:
+            user = user / self.temperature  # (B, D): cheaper than dividing (B, C) logits
+        # logQ and masking form one additive (B, C) bias without gradient: a single add on the
+        # logits (fused into the matmul in fp32) instead of a subtract and a masked fill, each with
+        # its own backward pass over the (B, C) matrix.
+        bias = self._log_q_bias(cand_items, b, n_mixed)  # (C,) or None
         hits_per_row = torch.zeros((), device=user.device)
         if self.remove_accidental_hits:
             hit = pos_items[:, None] == cand_items[None, :]  # (B, C)
             hit[:, :b].fill_diagonal_(False)
-            logits = logits.masked_fill(hit, -math.inf)
             hits_per_row = hit.sum(1).float().mean()
-        lse = torch.logsumexp(logits, 1)  # (B,)
-        pos = logits.diagonal()  # (B,): column i is row i's own positive
+            base = (
+                bias if bias is not None else user.new_zeros(cand_items.shape, dtype=torch.float32)
+            )
+            bias = base.expand(b, -1).masked_fill(hit, -math.inf)
+        if bias is None:
+            logits = (user @ candidates.T).float()
+        elif user.dtype == torch.float32 and not torch.is_autocast_enabled(user.device.type):
+            logits = torch.addmm(bias, user, candidates.T)
+        else:  # bf16 autocast: add the bias in fp32, after the low-precision matmul
+            logits = (user @ candidates.T).float() + bias
+        # Column i is row i's own positive: cross-entropy = logsumexp(row) - logit(i, i).
+        per_row = F.cross_entropy(logits, torch.arange(b, device=user.device), reduction="none")
+        pos = logits.diagonal().detach()
         self.parts = {
-            "loss_logsumexp": lse.mean().detach(),
-            "loss_positive_logit": pos.mean().detach(),
+            "loss_logsumexp": (per_row.detach() + pos).mean(),
+            "loss_positive_logit": pos.mean(),
             "accidental_hits_per_row": hits_per_row.detach(),
         }
-        return (lse - pos).mean()
+        return per_row.mean()
+
+    def _log_q_bias(self, cand_items: Tensor, batch_size: int, n_mixed: int) -> Tensor | None:
+        """-log Q_j of each candidate (C,), or None without correction (see the class docstring)."""
+        if self.logq_correction == "none":
+            return None
+        if self.train_probs.numel() == 0:
+            raise RuntimeError("InBatchSoftmaxLoss.prepare(item_counts) must run before training")
+        if self.logq_correction == "streaming":
+            if self.training:
+                self._update_stream(cand_items[:batch_size])
+            expected = self.copies[cand_items] / self.gap[cand_items].clamp(min=1.0)
+        else:
+            expected = batch_size * self.train_probs[cand_items]
+        if n_mixed > 0:
+            expected = expected + n_mixed * self.negative_probs[cand_items]
+        return -torch.log(expected.clamp(min=1e-12))

@@ -18,6 +18,10 @@ from recsys.metrics.ranking import METRIC_NAMES, RankingAccumulator
 
 
 class RetrievalModule(pl.LightningModule):
+    """Optimisation is manual: a training batch may hold several minibatches (TrainBatches'
+    `steps_per_batch`), each one optimizer step, so Lightning's per-batch overhead is amortised.
+    """
+
     def __init__(
         self,
         scorer: nn.Module,
@@ -29,8 +33,10 @@ class RetrievalModule(pl.LightningModule):
         monitor: str = "val/ndcg@10",
         retrieval_weight: float = 1.0,
         propensity_weight: float = 0.0,
+        gradient_clip_val: float | None = None,
     ):
         super().__init__()
+        self.automatic_optimization = False  # see the class docstring; steps in training_step
         # The scorer and loss are modules (saved in state_dict); the rest is plain config.
         self.save_hyperparameters(ignore=["scorer", "loss", "optimizer", "scheduler"])
         self.scorer, self.loss_fn = scorer, loss
@@ -38,12 +44,27 @@ class RetrievalModule(pl.LightningModule):
         self.embedding_l2, self.ks = embedding_l2, list(ks)
         # Multi-task: loss = retrieval_weight * retrieval + propensity_weight * BCE on labelled rows.
         self.retrieval_weight, self.propensity_weight = retrieval_weight, propensity_weight
+        self.gradient_clip_val = gradient_clip_val  # gradient norm clipping (trainer's is for automatic)
         self.per_user_results: dict[str, Tensor] = {}
         self._acc: RankingAccumulator | None = None
         self._tracked: dict[str, Tensor] = {}
         self._tracked_steps: dict[str, int] = {}
 
-    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
+    def training_step(
+        self, batch: dict[str, Tensor] | list[dict[str, Tensor]], batch_idx: int
+    ) -> None:
+        """One optimizer step per minibatch in the batch (a list of them, or a single dict)."""
+        optimizer = self.optimizers()
+        for minibatch in batch if isinstance(batch, list) else [batch]:
+            loss = self.training_loss(minibatch)
+            optimizer.zero_grad(set_to_none=True)
+            self.manual_backward(loss)
+            if self.gradient_clip_val:
+                self.clip_gradients(optimizer, self.gradient_clip_val, "norm")
+            optimizer.step()
+
+    def training_loss(self, batch: dict[str, Tensor]) -> Tensor:
+        """The weighted training loss of one minibatch; its parts are tracked for the epoch means."""
         users, items = batch["users"], batch["items"]
         negatives = batch.get("negatives")  # absent when data.loader.num_negatives=0
         if negatives is None or not getattr(self.loss_fn, "uses_negatives", True):
@@ -120,10 +141,23 @@ class RetrievalModule(pl.LightningModule):
         self._tracked, self._tracked_steps = {}, {}
 
     def on_train_epoch_end(self) -> None:
+        self._step_scheduler()
         for name, total in self._tracked.items():
             self.log(name, total / self._tracked_steps[name], prog_bar=name == "train/loss")
         if hasattr(self.scorer, "temperature"):  # e.g. TwoTower's learned softmax temperature
             self.log("train/temperature", self.scorer.temperature().detach().float())
+
+    def _step_scheduler(self) -> None:
+        """Epoch-interval LR schedule (manual optimisation steps it; validation has run by now)."""
+        scheduler = self.lr_schedulers()
+        if scheduler is None:
+            return
+        if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+            value = self.trainer.callback_metrics.get(self.hparams.monitor)
+            if value is not None:  # no validation this epoch: nothing to react to
+                scheduler.step(value)
+            return
+        scheduler.step()
 
     # ----- full-ranking evaluation, one chunk of users per batch -----
     def _start_eval(self) -> None:
