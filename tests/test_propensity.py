@@ -1,16 +1,18 @@
-"""Propensity head, calibration, classification metrics and labels: units on small tensors."""
+"""Propensity head, calibration, classification metrics and down-sampling: units on small tensors.
+
+Reading label columns (0/1, `data.label_map`) is tested through the data path in
+test_data_bad_input.py."""
 
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pytest
 import torch
 from sklearn import metrics as skm
 from sklearn.isotonic import IsotonicRegression
 
-from recsys.data.interactions import DataError, Interactions
-from recsys.data.labels import downsample_negatives, parse_labels
+from recsys.data.interactions import Interactions
+from recsys.data.labels import downsample_negatives
 from recsys.metrics.classification import (
     average_precision,
     binary_auc,
@@ -161,27 +163,6 @@ def test_lift_table_orders_deciles_and_accounts_for_every_conversion():
     assert float(table["conversions"].sum()) == float(y.sum())
     assert float(table["cumulative_gain"][-1]) == pytest.approx(1.0)
     assert table["lift"][0] > 1.8 and table["lift"][-1] < 0.2
-
-
-@pytest.mark.parametrize("bad", ["2", "-1", "yes", ""])
-def test_labels_outside_0_1_are_rejected_with_column_and_row(bad):
-    values = pd.Series(["1", "0", bad, "1"])
-    with pytest.raises(DataError) as err:
-        parse_labels(values, "label", "logs.csv")
-    message = str(err.value)
-    assert "logs.csv" in message and "'label'" in message and "row 3" in message
-    assert repr(bad) in message
-
-
-def test_labels_with_a_mapping_are_accepted_and_unmapped_values_named():
-    values = pd.Series(["yes", "no", " yes"])
-    got = parse_labels(values, "converted", "log.parquet", mapping={"yes": 1, "no": 0})
-    assert got.tolist() == [1.0, 0.0, 1.0]
-    with pytest.raises(DataError, match="row 2, column 'converted': 'maybe'"):
-        parse_labels(pd.Series(["yes", "maybe"]), "converted", "f", mapping={"yes": 1, "no": 0})
-    with pytest.raises(DataError, match="only 0 and 1"):
-        parse_labels(values, "converted", "f", mapping={"yes": 2, "no": 0})
-    assert parse_labels(pd.Series([0, 1, 1.0, True]), "label", "f").tolist() == [0, 1, 1, 1]
 
 
 def test_downsampling_keeps_every_positive_and_reports_drops():

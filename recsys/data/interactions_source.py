@@ -123,6 +123,7 @@ class InteractionLogSource:
     cleaning: Mapping[str, Any] = field(default_factory=dict)
     split: Mapping[str, Any] = field(default_factory=dict)
     label_threshold: float | None = None  # label = rating >= this, when there is no label column
+    label_map: Mapping[Any, Any] | None = None  # label value -> 0/1, e.g. {"yes": 1, "no": 0}
     user_features: Mapping[str, Any] | None = None
     item_features: Mapping[str, Any] | None = None
     name: str = "interactions"
@@ -138,11 +139,14 @@ class InteractionLogSource:
             self.encoding,
             self.timestamp_format,
             cleaning.on_invalid,
+            label_map=plain(self.label_map),
         )
         resolved = Path(path).expanduser()
         facts = {"format": infer_format(resolved, self.format), "sha256": sha256_of(resolved)}
         if self.sep is not None:
             facts["sep"] = self.sep
+        if self.label_map:
+            facts["label_map"] = {str(k): v for k, v in plain(self.label_map).items()}
         report.read(role, str(resolved), len(table), **facts, columns=table.columns)
         return table
 

@@ -8,6 +8,7 @@ every error and every dropped row can be found in an editor.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,6 +17,7 @@ import pandas as pd
 import pyarrow as pa
 
 from recsys.data.interactions import DataError
+from recsys.data.labels import LabelMap
 from recsys.data.readers import (
     CHUNK_ROWS,
     FORMATS,
@@ -130,20 +132,17 @@ def parse_timestamps(raw: pd.Series, fmt: str | None) -> np.ndarray:
     return np.floor(seconds)
 
 
-def _parse_value(name: str, raw: pd.Series, timestamp_format: str | None) -> np.ndarray:
+def _parse_value(
+    name: str, raw: pd.Series, timestamp_format: str | None, labels: LabelMap
+) -> np.ndarray:
     if name == "timestamp":
         return parse_timestamps(raw, timestamp_format)
-    values = parse_numbers(raw)
     if name == "label":
-        values[(values != 0) & (values != 1)] = np.nan  # a label is 0 or 1; anything else is bad
-    return values
+        return labels.parse(raw)
+    return parse_numbers(raw)
 
 
-REASONS = {
-    "rating": "is not a number",
-    "timestamp": "is not a number of seconds or a date",
-    "label": "is not 0 or 1",
-}
+REASONS = {"rating": "is not a number", "timestamp": "is not a number of seconds or a date"}
 
 
 def read_log(
@@ -156,11 +155,14 @@ def read_log(
     timestamp_format: str | None = None,
     on_invalid: str = "error",
     chunk_rows: int = CHUNK_ROWS,
+    label_map: Mapping | None = None,
 ) -> LogTable:
     """Read one interaction file. With `on_invalid='error'` a bad rating/timestamp/label raises a
-    DataError naming its row and column; with 'drop' it becomes NaN and cleaning counts the row."""
+    DataError naming its row and column; with 'drop' it becomes NaN and cleaning counts the row.
+    Labels are 0/1, or the keys of `label_map` (recsys.data.labels.LabelMap)."""
     if on_invalid not in ("error", "drop"):
         raise DataError(f"cleaning.on_invalid must be 'error' or 'drop', got {on_invalid!r}")
+    labels = LabelMap.from_config(label_map)
     path = check_file(Path(path))
     fmt = infer_format(path, format)
     sep = sep or FORMATS[fmt]
@@ -171,6 +173,9 @@ def read_log(
             )
     found = found_columns(path, fmt, sep, header, encoding)
     cols = resolve_columns(path, found, columns, header)
+    if label_map and "label" not in cols:
+        raise DataError(f"{path}: label_map is set but columns.label is not (the column it maps)")
+    reasons = {**REASONS, "label": labels.reason}
     chunks = (
         iter_parquet(path, cols, chunk_rows)
         if fmt == "parquet"
@@ -186,7 +191,7 @@ def read_log(
         for name in VALUE_FIELDS:
             if name not in cols:
                 continue
-            values = _parse_value(name, chunk[name], timestamp_format)
+            values = _parse_value(name, chunk[name], timestamp_format, labels)
             bad = np.isnan(values)
             if on_invalid == "error" and bad.any():
                 at = int(bad.argmax())
@@ -194,7 +199,7 @@ def read_log(
                 raw = "" if pd.isna(raw) else str(raw)
                 raise DataError(
                     f"{path}: row {n + at + 1}, {describe_column(name, cols[name])}: "
-                    f"{raw!r} {REASONS[name]}"
+                    f"{raw!r} {reasons[name]}"
                 )
             parts[name].append(values.astype("float32") if name != "timestamp" else values)
         n += len(chunk)
