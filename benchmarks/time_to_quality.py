@@ -99,7 +99,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     folder = DATA_DIR / "amazon-beauty"
-    quiet = ["trainer.enable_progress_bar=false", "callbacks.progress_bar=null", "logger=null"]
+    quiet = ["trainer.enable_progress_bar=false", "callbacks.progress_bar=null", "~logger"]
     # The tutorial gets the recipe's scorer, loss, lr and L2, with dense gradients for its Adam.
     cfg, dm = load_datamodule("beauty", ["experiment=beauty_mf", "optimizer=adam", *quiet])
     if dm is None:

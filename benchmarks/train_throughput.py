@@ -4,7 +4,9 @@
 
 All three train the same component with the same loss, batch size and thread count, in one process:
 (a) tutorial: a `Dataset` returning one (user, positive, negative) triple per `__getitem__`, the
-    default `DataLoader`, dense Adam (the shape of most recommender tutorials);
+    default `DataLoader`, dense Adam (the shape of most recommender tutorials); for two-tower also
+    `tutorial_features`, whose `Dataset` fetches each example's side features, as two-tower
+    tutorials do (benchmarks/tutorial_features.py), while `tutorial` passes ids only;
 (b) bare: index slices of a permutation, negatives from `torch.randint`, no Lightning, with the
     variant's optimizer (dense Adam, or SparseAdam on the tables for `*_sparse`);
 (c) recsys: `InteractionDataModule` + `RetrievalModule` through `pl.Trainer`, validation off, with
@@ -101,6 +103,19 @@ def tutorial(cfg, dm, seconds: float, device: torch.device) -> float:
         sync(device)
 
     return timed_epochs(run_epoch, len(ds), seconds)
+
+
+def tutorial_with_features(cfg, dm, seconds: float) -> float:
+    """Two-tower only: the tutorial loop whose Dataset also fetches each example's side features."""
+    from benchmarks.tutorial_features import feature_tutorial_epoch_fn
+
+    data = dm.load()
+    scorer, loss_fn = build_scorer(cfg.model.scorer, data), build_loss(cfg.model, dm)
+    optimizer = torch.optim.Adam(scorer.parameters(), lr=1e-3)
+    run_epoch, rows = feature_tutorial_epoch_fn(
+        scorer, loss_fn, optimizer, data, dm.batch_size, cfg.model.module.embedding_l2
+    )
+    return timed_epochs(run_epoch, rows, seconds)
 
 
 def bare(cfg, dm, seconds: float, sparse: bool, device: torch.device) -> float:
@@ -204,12 +219,16 @@ def main() -> None:
             }
             if not args.skip_tutorial:
                 row["tutorial"] = tutorial(cfg, dm, args.seconds, device)
+                if variant == "two_tower" and device.type == "cpu":
+                    row["tutorial_features"] = tutorial_with_features(cfg, dm, args.seconds)
             sparse = "optimizer=sparse_adam" in VARIANTS[variant]
             row["bare"] = bare(cfg, dm, args.seconds, sparse, device)
             row["recsys"] = recsys_trainer(cfg, dm, args.seconds, device)
             row["recsys_vs_bare"] = row["recsys"] / row["bare"]
             if "tutorial" in row:
                 row["recsys_vs_tutorial"] = row["recsys"] / row["tutorial"]
+            if "tutorial_features" in row:
+                row["recsys_vs_tutorial_features"] = row["recsys"] / row["tutorial_features"]
             rows.append(row)
             print(
                 json.dumps({k: round(v, 3) if isinstance(v, float) else v for k, v in row.items()}),

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from recsys.models.components.mf import MatrixFactorization
-from recsys.models.optim import SparseDenseAdam, split_sparse_parameters
+from recsys.models.optim import RowSparseAdam, SparseDenseAdam, split_sparse_parameters
 from recsys.train import train
 
 
@@ -28,6 +28,22 @@ def test_only_touched_rows_change():
     step(mf, opt, torch.tensor([1, 2]), torch.tensor([3, 4]))
     changed = (mf.item_table.weight != before).any(1).nonzero().view(-1).tolist()
     assert changed == [3, 4]
+
+
+def test_row_sparse_adam_matches_torch_sparse_adam():
+    """Same lazy-Adam arithmetic as torch.optim.SparseAdam, repeated rows in a batch included."""
+    torch.manual_seed(0)
+    a = MatrixFactorization(10, 20, 4, sparse=True)
+    b = copy.deepcopy(a)
+    ours = RowSparseAdam(a.parameters(), lr=0.05, betas=(0.8, 0.99))
+    reference = torch.optim.SparseAdam(list(b.parameters()), lr=0.05, betas=(0.8, 0.99))
+    for t in range(5):
+        users, items = torch.randint(10, (8,)), torch.randint(20, (8,))
+        items[:3] = t  # duplicates: their gradients are summed before the update
+        step(a, ours, users, items)
+        step(b, reference, users, items)
+    for pa, pb in zip(a.parameters(), b.parameters(), strict=True):
+        torch.testing.assert_close(pa, pb, rtol=1e-6, atol=1e-7)
 
 
 def test_state_dict_round_trip_continues_identically():

@@ -130,16 +130,25 @@ class FeatureEncoder(nn.Module):
 
     def forward(self, idx: Tensor) -> Tensor:
         """(n, out_dim) encoded features of rows `idx` (n,)."""
+        codes, numeric, multi_hot = self.rows(idx)
+        return self.encode(codes, numeric, multi_hot)
+
+    def rows(self, idx: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """The raw feature rows of `idx`: category codes (n, C), numerics (n, K), multi-hot (n, V)."""
+        return self.codes[idx], self.numeric[idx], self.multi_hot[idx]
+
+    def encode(self, codes: Tensor, numeric: Tensor, multi_hot: Tensor) -> Tensor:
+        """(n, out_dim) from raw feature rows, however they were fetched."""
         parts: list[Tensor] = []
         if self.num_categorical > 0:
-            parts.append(self.categorical_table(self.codes[idx]).flatten(1))  # (n, C*F)
+            parts.append(self.categorical_table(codes).flatten(1))  # (n, C*F)
         if self.num_numeric > 0:
-            parts.append(self.numeric[idx])  # (n, K)
+            parts.append(numeric)  # (n, K)
         if self.num_multi_hot > 0:
             pooled = torch.einsum(
-                "nv,vm,vf->nmf", self.multi_hot[idx], self.membership, self.multi_hot_table
+                "nv,vm,vf->nmf", multi_hot, self.membership, self.multi_hot_table
             )  # (n, M, F)
             parts.append(pooled.flatten(1))
         if len(parts) == 0:
-            return torch.zeros(idx.shape[0], 0, device=idx.device)
+            return torch.zeros(codes.shape[0], 0, device=codes.device)
         return torch.cat(parts, 1)

@@ -86,14 +86,21 @@ class Tower(nn.Module):
     def forward(self, idx: Tensor) -> Tensor:
         parts: list[Tensor] = []
         if self.use_ids:
-            unknown = ~self.known[idx]
-            if self.training and self.id_dropout > 0.0:
-                unknown = unknown | (torch.rand(idx.shape, device=idx.device) < self.id_dropout)
-            ids = torch.where(unknown, torch.full_like(idx, self.num_rows), idx)
-            parts.append(self.id_table(ids))  # (n, id_dim)
+            parts.append(self.id_part(idx))  # (n, id_dim)
         if self.use_features:
             parts.append(self.features(idx))  # (n, features.out_dim)
-        x = self.mlp(torch.cat(parts, 1))  # (n, dim)
+        return self.head(torch.cat(parts, 1))
+
+    def id_part(self, idx: Tensor) -> Tensor:
+        """Id embeddings; unseen rows (and, in training, an `id_dropout` share) get the unknown row."""
+        unknown = ~self.known[idx]
+        if self.training and self.id_dropout > 0.0:
+            unknown = unknown | (torch.rand(idx.shape, device=idx.device) < self.id_dropout)
+        return self.id_table(torch.where(unknown, torch.full_like(idx, self.num_rows), idx))
+
+    def head(self, x: Tensor) -> Tensor:
+        """MLP to `dim`, then the optional L2 normalisation."""
+        x = self.mlp(x)  # (n, dim)
         return F.normalize(x, dim=-1) if self.normalize else x
 
 
