@@ -120,3 +120,17 @@ def test_negative_zero_ties_with_zero():
     batches = RankingBatches(torch.tensor([0]), to_csr([set()], 1), to_csr([{0}], 1), 1)
     got, _ = evaluate_ranking(scorer, batches, [1], 4)
     assert got["hr@1"] == 1.0
+
+
+def test_evaluation_leaves_a_scorers_stored_scores_alone():
+    """Masking writes into fresh score tensors only: popularity's counts (a view) stay intact."""
+    from recsys.models.components.popularity import PopularityScorer
+
+    counts = torch.tensor([5.0, 3.0, 9.0, 1.0])
+    scorer = PopularityScorer(counts)
+    users = torch.tensor([0, 1])
+    seen = UserItemCSR.from_pairs(torch.tensor([0, 1]), torch.tensor([2, 0]), 2)
+    targets = UserItemCSR.from_pairs(torch.tensor([0, 1]), torch.tensor([0, 2]), 2)
+    metrics, _ = evaluate_ranking(scorer, RankingBatches(users, seen, targets, 2), [1], 4)
+    assert torch.equal(scorer.counts.view(-1), counts)
+    assert metrics["recall@1"] == 1.0  # item 2 masked for user 0, item 0 masked for user 1

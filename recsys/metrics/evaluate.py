@@ -24,7 +24,10 @@ def score_all_items(scorer: nn.Module, users: Tensor) -> Tensor:
 
 def rank_batch(scorer: nn.Module, batch: dict[str, Tensor], k: int) -> Tensor:
     scores = score_all_items(scorer, batch["users"])
-    return topk_items(scores, k, (batch["exclude_rows"], batch["exclude_items"]))
+    # A scorer's `score_all_items` returns a new tensor (MF, two-tower: a matmul), which the mask
+    # may overwrite instead of copying B x I floats; a view (popularity's expanded counts) is copied.
+    fresh = scores._base is None
+    return topk_items(scores, k, (batch["exclude_rows"], batch["exclude_items"]), inplace=fresh)
 
 
 @torch.no_grad()

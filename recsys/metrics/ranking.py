@@ -31,25 +31,33 @@ def _sortable_keys(scores: Tensor, items: Tensor | None = None) -> Tensor:
     return ordered * (1 << 32) + (0xFFFFFFFF - items)
 
 
-def topk_items(scores: Tensor, k: int, exclude: tuple[Tensor, Tensor] | None = None) -> Tensor:
+def topk_items(
+    scores: Tensor, k: int, exclude: tuple[Tensor, Tensor] | None = None, inplace: bool = False
+) -> Tensor:
     """Top-k item indices per row of `scores` (B, I), `exclude` = (row, item) coordinates masked.
 
     Exact and device-independent: ties are broken by the lower item index. torch.topk leaves the
-    order of equal scores unspecified, so a plain float top-k runs first, and only rows where equal
-    scores straddle the k-th place are re-ranked on exact integer keys; the k winners of every row
-    are then ordered by (score desc, index asc). Full-width work stays at topk + one comparison.
+    order of equal scores unspecified, so a plain float top-(k+1) runs first: a row whose (k+1)-th
+    score equals its k-th has ties straddling the k-th place, and only those rows are re-ranked on
+    exact integer keys; the k winners of every row are then ordered by (score desc, index asc).
+    Full-width work is one top-k. `inplace=True` lets the mask write into `scores` (the caller's
+    fresh tensor) instead of a copy.
     """
-    scores = scores.float().clone() if exclude is not None else scores.float()
+    scores = scores.float()
     if exclude is not None:
+        if not inplace:
+            scores = scores.clone()
         scores[exclude[0], exclude[1]] = float("-inf")
     k = min(k, scores.shape[1])
-    values, idx = torch.topk(scores, k, dim=1)  # (B, k), ties in unspecified order
-    straddle = (scores >= values[:, -1:]).sum(1) > k  # more candidates tie for the last place
-    if bool(straddle.any()):
-        rows = straddle.nonzero().view(-1)
-        _, idx_rows = torch.topk(_sortable_keys(scores[rows]), k, dim=1)
-        idx[rows] = idx_rows
-        values[rows] = scores[rows].gather(1, idx_rows)
+    values, idx = torch.topk(scores, min(k + 1, scores.shape[1]), dim=1)  # ties: any order
+    if values.shape[1] > k:
+        straddle = values[:, k] == values[:, k - 1]  # more candidates tie for the last place
+        values, idx = values[:, :k], idx[:, :k]
+        if bool(straddle.any()):
+            rows = straddle.nonzero().view(-1)
+            _, idx_rows = torch.topk(_sortable_keys(scores[rows]), k, dim=1)
+            idx[rows] = idx_rows
+            values[rows] = scores[rows].gather(1, idx_rows)
     order = torch.argsort(_sortable_keys(values, idx), dim=1, descending=True)
     return idx.gather(1, order)  # (B, k)
 
