@@ -65,7 +65,7 @@ def step(scorer, loss_fn, optimizer, users, items, negatives, l2: float = 0.0) -
     b, n = negatives.shape
     user = scorer.user_embedding(users)
     both = scorer.item_embedding(torch.cat([items, negatives.reshape(-1)]))
-    loss = loss_fn(user, both[:b], both[b:].view(b, n, -1), items, negatives)
+    loss = loss_fn(user, both[:b], both[b:].view(b, n, both.shape[-1]), items, negatives)
     if l2 > 0:
         loss = loss + l2 * (user.pow(2).sum() + both.pow(2).sum()) / b
     optimizer.zero_grad(set_to_none=True)
