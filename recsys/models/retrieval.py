@@ -44,9 +44,8 @@ class RetrievalModule(pl.LightningModule):
         self.embedding_l2, self.ks = embedding_l2, list(ks)
         # Multi-task: loss = retrieval_weight * retrieval + propensity_weight * BCE on labelled rows.
         self.retrieval_weight, self.propensity_weight = retrieval_weight, propensity_weight
-        self.gradient_clip_val = (
-            gradient_clip_val  # gradient norm clipping (trainer's is for automatic)
-        )
+        # Gradient-norm clipping here: trainer.gradient_clip_val applies to automatic optimisation only.
+        self.gradient_clip_val = gradient_clip_val
         self.per_user_results: dict[str, Tensor] = {}
         self._acc: RankingAccumulator | None = None
         self._tracked: dict[str, Tensor] = {}
