@@ -13,6 +13,32 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 
+def mask_accidental_hits(
+    bias: Tensor | None, pos_items: Tensor, cand_items: Tensor
+) -> tuple[Tensor, Tensor]:
+    """(B, C) additive bias with -inf where candidate j is row i's own positive item (j != i: the
+    first B candidates are the batch's positives), and the mean number of such hits per row.
+
+    Folded into the gradient-free bias, the mask costs no backward pass over the (B, C) logits.
+    """
+    b = pos_items.shape[0]
+    hit = pos_items[:, None] == cand_items[None, :]  # (B, C)
+    hit[:, :b].fill_diagonal_(False)
+    if bias is None:
+        bias = torch.zeros(cand_items.shape, device=cand_items.device)
+    return bias.expand(b, -1).masked_fill(hit, -math.inf), hit.sum(1).float().mean()
+
+
+def biased_logits(user: Tensor, candidates: Tensor, bias: Tensor | None) -> Tensor:
+    """(B, C) float32 logits user @ candidates.T + bias: one fused addmm in fp32; under bf16
+    autocast the bias is added in fp32 after the low-precision matmul."""
+    if bias is None:
+        return (user @ candidates.T).float()
+    if user.dtype == torch.float32 and not torch.is_autocast_enabled(user.device.type):
+        return torch.addmm(bias, user, candidates.T)
+    return (user @ candidates.T).float() + bias
+
+
 class BPRLoss(nn.Module):
     """Bayesian personalised ranking (Rendle et al., 2009): -log sigmoid(s(u, i+) - s(u, i-))."""
 
@@ -109,15 +135,8 @@ class SampledSoftmaxLoss(nn.Module):
                 [self.in_batch_log_q[pos_items], self.negative_log_q[neg_items.reshape(-1)]]
             )
         if self.remove_accidental_hits:
-            hit = pos_items[:, None] == cand_items[None, :]  # (B, B + B*N)
-            hit[:, :b].fill_diagonal_(False)
-            base = (
-                bias if bias is not None else user.new_zeros(cand_items.shape, dtype=torch.float32)
-            )
-            bias = base.expand(b, -1).masked_fill(hit, -math.inf)
-        logits = (user @ candidates.T).float()  # (B, B + B*N)
-        if bias is not None:
-            logits = logits + bias
+            bias, _ = mask_accidental_hits(bias, pos_items, cand_items)
+        logits = biased_logits(user, candidates, bias)  # (B, B + B*N)
         target = torch.arange(b, device=user.device)
         return F.cross_entropy(logits, target)
 
@@ -234,25 +253,14 @@ class InBatchSoftmaxLoss(nn.Module):
             cand_items = torch.cat([pos_items, neg_items.reshape(-1)])
         if self.temperature != 1.0:
             user = user / self.temperature  # (B, D): cheaper than dividing (B, C) logits
-        # logQ and masking form one additive (B, C) bias without gradient: a single add on the
-        # logits (fused into the matmul in fp32) instead of a subtract and a masked fill, each with
-        # its own backward pass over the (B, C) matrix.
+        # logQ and masking form one additive bias without gradient: a single add on the logits
+        # (fused into the matmul in fp32) instead of a subtract and a masked fill, each with its own
+        # backward pass over the (B, C) matrix.
         bias = self._log_q_bias(cand_items, b, n_mixed)  # (C,) or None
         hits_per_row = torch.zeros((), device=user.device)
         if self.remove_accidental_hits:
-            hit = pos_items[:, None] == cand_items[None, :]  # (B, C)
-            hit[:, :b].fill_diagonal_(False)
-            hits_per_row = hit.sum(1).float().mean()
-            base = (
-                bias if bias is not None else user.new_zeros(cand_items.shape, dtype=torch.float32)
-            )
-            bias = base.expand(b, -1).masked_fill(hit, -math.inf)
-        if bias is None:
-            logits = (user @ candidates.T).float()
-        elif user.dtype == torch.float32 and not torch.is_autocast_enabled(user.device.type):
-            logits = torch.addmm(bias, user, candidates.T)
-        else:  # bf16 autocast: add the bias in fp32, after the low-precision matmul
-            logits = (user @ candidates.T).float() + bias
+            bias, hits_per_row = mask_accidental_hits(bias, pos_items, cand_items)
+        logits = biased_logits(user, candidates, bias)  # (B, C)
         # Column i is row i's own positive: cross-entropy = logsumexp(row) - logit(i, i).
         per_row = F.cross_entropy(logits, torch.arange(b, device=user.device), reduction="none")
         pos = logits.diagonal().detach()

@@ -25,6 +25,14 @@ def split_sparse_parameters(module: nn.Module) -> tuple[list[nn.Parameter], list
     return sparse, dense
 
 
+def _loss_of(closure: Callable[[], torch.Tensor] | None) -> torch.Tensor | None:
+    """The optimizer-closure convention: re-evaluate the loss with gradients, when given one."""
+    if closure is None:
+        return None
+    with torch.enable_grad():
+        return closure()
+
+
 class RowSparseAdam(torch.optim.Optimizer):
     """Lazy Adam on row-sparse gradients: `torch.optim.SparseAdam`'s update, done with dense row ops.
 
@@ -39,10 +47,7 @@ class RowSparseAdam(torch.optim.Optimizer):
 
     @torch.no_grad()
     def step(self, closure: Callable[[], torch.Tensor] | None = None):
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
+        loss = _loss_of(closure)
         for group in self.param_groups:
             lr, (beta1, beta2), eps = group["lr"], group["betas"], group["eps"]
             for p in group["params"]:
@@ -122,10 +127,7 @@ class SparseDenseAdam(torch.optim.Optimizer):
 
     @torch.no_grad()
     def step(self, closure: Callable[[], torch.Tensor] | None = None):
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
+        loss = _loss_of(closure)
         for opt in self.inner:
             opt.step()
         return loss
