@@ -72,16 +72,14 @@ def child(n: int, model: str, device: str, max_steps: int | None, batch_size: in
     estimate = estimate_training_memory(module, dm)
     timer = EpochTimer()
     on_cuda = device == "cuda"
-    batches = dm.train_batches(torch.device("cpu"))
-    steps = (
-        batches.num_steps
-    )  # optimizer steps; Lightning counts batches of steps_per_batch of them
+    steps = dm.train_batches(torch.device("cpu")).num_steps  # optimizer steps in an epoch
     limit = min(steps, max_steps) if max_steps else steps
-    limit = min(steps, -(-limit // dm.steps_per_batch) * dm.steps_per_batch)
+    lightning_batches = -(-limit // dm.steps_per_batch)  # each holds steps_per_batch steps
+    limit = min(steps, lightning_batches * dm.steps_per_batch)
     trainer = pl.Trainer(
         max_epochs=2, accelerator="gpu" if on_cuda else "cpu", devices=1, precision="bf16-mixed" if on_cuda else "32-true",
         logger=False, enable_checkpointing=False, enable_progress_bar=False, limit_val_batches=0,
-        limit_train_batches=-(-limit // dm.steps_per_batch), enable_model_summary=False, callbacks=[timer],
+        limit_train_batches=lightning_batches, enable_model_summary=False, callbacks=[timer],
     )  # fmt: skip
     trainer.fit(module, datamodule=dm)
     rows_per_s = (

@@ -8,11 +8,12 @@ All three train the same component with the same loss, batch size and thread cou
     `tutorial_features`, whose `Dataset` fetches each example's side features, as two-tower
     tutorials do (benchmarks/tutorial_features.py), while `tutorial` passes ids only;
 (b) bare: index slices of a permutation, negatives from `torch.randint`, no Lightning, with the
-    variant's optimizer (dense Adam, or SparseAdam on the tables for `*_sparse`);
+    optimizer recsys builds from the config (Adam for MF, AdamW for two-tower, lazy Adam on the
+    tables for `*_sparse`);
 (c) recsys: `InteractionDataModule` + `RetrievalModule` through `pl.Trainer`, validation off, with
     the data config's loader settings (`steps_per_batch` included).
 Steady state: one warm-up epoch, then whole epochs until `--seconds` have passed. Results are printed
-as ratios and saved to benchmarks/results/train_throughput.json.
+as ratios and saved to benchmarks/results/train_throughput_<device>.json.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from datetime import date
 
 import pytorch_lightning as pl
 import torch
+from hydra.utils import instantiate
 from omegaconf import OmegaConf
 from torch.utils.data import DataLoader, Dataset
 
@@ -34,7 +36,7 @@ from recsys.callbacks import EpochTimer
 from recsys.models.factory import build_loss, build_scorer
 from recsys.models.retrieval import RetrievalModule
 
-VARIANTS = {  # name -> config overrides; "sparse" ones compare against the bare loop with SparseAdam
+VARIANTS = {  # name -> config overrides
     "mf_bpr": ["model=mf", "model.loss=bpr"],
     "mf_bpr_sparse": ["model=mf", "model.loss=bpr", "optimizer=sparse_adam"],
     "mf_softmax": ["model=mf", "model.loss=softmax"],
@@ -118,20 +120,12 @@ def tutorial_with_features(cfg, dm, seconds: float) -> float:
     return timed_epochs(run_epoch, rows, seconds)
 
 
-def bare(cfg, dm, seconds: float, sparse: bool, device: torch.device) -> float:
+def bare(cfg, dm, seconds: float, device: torch.device) -> float:
     data = dm.load()
-    scorer, loss_fn = (
-        build_scorer(cfg.model.scorer, data).to(device),
-        build_loss(cfg.model, dm).to(device),
-    )
-    if sparse:
-        from recsys.models.optim import sparse_dense_adam
-
-        optimizer = sparse_dense_adam(None, scorer, lr=1e-3)
-    else:
-        optimizer = torch.optim.Adam(
-            scorer.parameters(), lr=1e-3, fused=device.type == "cuda" or None
-        )
+    scorer, loss_fn = build_scorer(cfg.model.scorer, data), build_loss(cfg.model, dm)
+    # The configured optimizer exactly as recsys builds it (Adam/AdamW, sparse tables, fused on CUDA).
+    module = instantiate(cfg.model.module, scorer=scorer, loss=loss_fn, _convert_="all").to(device)
+    optimizer = module.configure_optimizers()
     users, items, n = data.train.users.to(device), data.train.items.to(device), len(data.train)
 
     def run_epoch():
@@ -164,8 +158,6 @@ def trainer_kwargs(device: torch.device, epochs: int, timer: EpochTimer) -> dict
 def recsys_trainer(cfg, dm, seconds: float, device: torch.device) -> float:
     data = dm.load()
     scorer = build_scorer(cfg.model.scorer, data)
-    from hydra.utils import instantiate
-
     module: RetrievalModule = instantiate(
         cfg.model.module, scorer=scorer, loss=build_loss(cfg.model, dm), _convert_="all"
     )
@@ -219,10 +211,11 @@ def main() -> None:
             }
             if not args.skip_tutorial:
                 row["tutorial"] = tutorial(cfg, dm, args.seconds, device)
-                if variant == "two_tower" and device.type == "cpu":
+                data = dm.load()
+                has_features = bool(data.user_features) or bool(data.item_features)
+                if variant == "two_tower" and has_features and device.type == "cpu":
                     row["tutorial_features"] = tutorial_with_features(cfg, dm, args.seconds)
-            sparse = "optimizer=sparse_adam" in VARIANTS[variant]
-            row["bare"] = bare(cfg, dm, args.seconds, sparse, device)
+            row["bare"] = bare(cfg, dm, args.seconds, device)
             row["recsys"] = recsys_trainer(cfg, dm, args.seconds, device)
             row["recsys_vs_bare"] = row["recsys"] / row["bare"]
             if "tutorial" in row:

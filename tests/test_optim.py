@@ -44,6 +44,14 @@ def test_row_sparse_adam_matches_torch_sparse_adam():
         step(b, reference, users, items)
     for pa, pb in zip(a.parameters(), b.parameters(), strict=True):
         torch.testing.assert_close(pa, pb, rtol=1e-6, atol=1e-7)
+    # Same state layout: a SparseAdam checkpoint continues under RowSparseAdam.
+    resumed = RowSparseAdam(b.parameters(), lr=0.05, betas=(0.8, 0.99))
+    resumed.load_state_dict(reference.state_dict())
+    users, items = torch.randint(10, (8,)), torch.randint(20, (8,))
+    step(a, ours, users, items)
+    step(b, resumed, users, items)
+    for pa, pb in zip(a.parameters(), b.parameters(), strict=True):
+        torch.testing.assert_close(pa, pb, rtol=1e-6, atol=1e-7)
 
 
 def test_state_dict_round_trip_continues_identically():

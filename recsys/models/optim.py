@@ -3,9 +3,8 @@
 Dense Adam steps every row of every table at every batch; with 80k+ rows that step, not the model,
 is the cost of training (benchmarks/train_throughput.py). `SparseDenseAdam` sends row-sparse
 gradients (from `nn.Embedding(sparse=True)`) to `RowSparseAdam` (SparseAdam's lazy Adam update in
-dense row operations) and everything else to
-Adam (fused on CUDA), behind one Optimizer so Lightning's automatic optimisation and LR schedulers
-work unchanged.
+dense row operations) and everything else to Adam (fused on CUDA), behind one Optimizer, so
+Lightning, checkpoints and LR schedulers see a single optimizer.
 """
 
 from __future__ import annotations
@@ -38,7 +37,7 @@ class RowSparseAdam(torch.optim.Optimizer):
 
     SparseAdam builds and adds several sparse tensors per table per step; gathering the touched
     rows, updating them and scattering back does the same arithmetic in a handful of kernels
-    (about 2x faster per step on Amazon-Beauty, benchmarks/train_throughput.py). Same state keys
+    (2x faster per step on Amazon-Beauty-sized tables, benchmarks/sparse_optim.py). Same state keys
     (`step`, `exp_avg`, `exp_avg_sq`), so checkpoints of either load into the other.
     """
 
