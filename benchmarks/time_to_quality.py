@@ -24,16 +24,15 @@ import torch
 from torch.utils.data import DataLoader
 
 from benchmarks.common import DATA_DIR, compose_config, load_datamodule, results_path
-from benchmarks.train_throughput import TripletDataset
+from benchmarks.train_throughput import TripletDataset, build_module, train_step
 from recsys.metrics.evaluate import evaluate_ranking
-from recsys.models.factory import build_loss, build_scorer
 
 
 def tutorial_loop(cfg, dm, max_epochs: int, every: int, patience: int) -> dict[str, float]:
     data = dm.load()
-    scorer, loss_fn = build_scorer(cfg.model.scorer, data), build_loss(cfg.model, dm)
-    lr, l2 = cfg.model.module.optimizer.lr, cfg.model.module.embedding_l2
-    optimizer = torch.optim.Adam(scorer.parameters(), lr=lr)
+    module = build_module(cfg, dm, dense=True)  # the recipe's scorer, loss and row L2
+    optimizer = torch.optim.Adam(module.parameters(), lr=cfg.model.module.optimizer.lr)
+    scorer = module.scorer
     loader = DataLoader(
         TripletDataset(data.train.users, data.train.items, data.num_items, 1),
         batch_size=1024,
@@ -43,14 +42,7 @@ def tutorial_loop(cfg, dm, max_epochs: int, every: int, patience: int) -> dict[s
     for epoch in range(max_epochs):
         start = time.perf_counter()
         for users, items, negatives in loader:
-            user = scorer.user_embedding(users)
-            both = scorer.item_embedding(torch.cat([items, negatives.reshape(-1)]))
-            b = users.numel()
-            loss = loss_fn(user, both[:b], both[b:].view(b, 1, -1), items, negatives)
-            loss = loss + l2 * (user.pow(2).sum() + both.pow(2).sum()) / b
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            train_step(module, optimizer, {"users": users, "items": items, "negatives": negatives})
         train_seconds += time.perf_counter() - start
         epochs = epoch + 1
         if epochs % every:

@@ -1,8 +1,9 @@
 """Training throughput (interactions/s): a tutorial-style loop, a bare tensor loop and recsys, side by side.
 
-    python benchmarks/train_throughput.py --data ml100k beauty --threads 1
+    python -m benchmarks.train_throughput --data ml100k beauty --threads 1
 
-All three train the same component with the same loss, batch size and thread count, in one process:
+All train the same RetrievalModule (scorer, loss, row L2: `RetrievalModule.training_loss`) with the
+same batch size and thread count; only the input pipeline and the optimizer differ:
 (a) tutorial: a `Dataset` returning one (user, positive, negative) triple per `__getitem__`, the
     default `DataLoader`, dense Adam (the shape of most recommender tutorials); for two-tower also
     `tutorial_features`, whose `Dataset` fetches each example's side features, as two-tower
@@ -12,8 +13,10 @@ All three train the same component with the same loss, batch size and thread cou
     tables for `*_sparse`);
 (c) recsys: `InteractionDataModule` + `RetrievalModule` through `pl.Trainer`, validation off, with
     the data config's loader settings (`steps_per_batch` included).
-Steady state: one warm-up epoch, then whole epochs until `--seconds` have passed. Results are printed
-as ratios and saved to benchmarks/results/train_throughput_<device>.json.
+Each measurement runs in a fresh process: in one long process a loop's speed depended on what ran
+before it (the dense-Adam tutorial measured 2x faster after other Beauty runs, through the
+allocator's state). Steady state: one warm-up epoch, then whole epochs until `--seconds` have
+passed. Printed as ratios and saved to benchmarks/results/train_throughput_<device>.json.
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ import argparse
 import json
 import platform
 import random
+import subprocess
+import sys
 import time
 from datetime import date
 
@@ -42,6 +47,7 @@ VARIANTS = {  # name -> config overrides
     "mf_softmax": ["model=mf", "model.loss=softmax"],
     "two_tower": ["model=two_tower"],
 }
+LOOPS = ("tutorial", "tutorial_features", "bare", "recsys")
 
 
 class TripletDataset(Dataset):
@@ -59,17 +65,18 @@ class TripletDataset(Dataset):
         return self.users[i], self.items[i], torch.tensor(negatives)
 
 
-def step(scorer, loss_fn, optimizer, users, items, negatives, l2: float = 0.0) -> None:
-    """The same math as RetrievalModule.training_loss: negatives embedded only when the loss uses
-    them, and the row L2 term when the config has one."""
-    if not getattr(loss_fn, "uses_negatives", True):
-        negatives = negatives[:, :0]
-    b, n = negatives.shape
-    user = scorer.user_embedding(users)
-    both = scorer.item_embedding(torch.cat([items, negatives.reshape(-1)]))
-    loss = loss_fn(user, both[:b], both[b:].view(b, n, both.shape[-1]), items, negatives)
-    if l2 > 0:
-        loss = loss + l2 * (user.pow(2).sum() + both.pow(2).sum()) / b
+def build_module(cfg, dm, dense: bool = False) -> RetrievalModule:
+    """The configured RetrievalModule; `dense` forces dense gradients (for a dense optimizer)."""
+    scorer_cfg = cfg.model.scorer
+    if dense and "sparse" in scorer_cfg:
+        scorer_cfg = OmegaConf.merge(scorer_cfg, {"sparse": False})
+    scorer, loss = build_scorer(scorer_cfg, dm.load()), build_loss(cfg.model, dm)
+    return instantiate(cfg.model.module, scorer=scorer, loss=loss, _convert_="all")
+
+
+def train_step(module: RetrievalModule, optimizer, batch: dict[str, torch.Tensor]) -> None:
+    """recsys's own minibatch math (`training_loss`), outside Lightning."""
+    loss = module.training_loss(batch)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()
@@ -87,31 +94,28 @@ def timed_epochs(run_epoch, rows: int, seconds: float) -> float:
 def tutorial(cfg, dm, seconds: float, device: torch.device) -> float:
     """Always dense Adam, as tutorials do (so the scorer is built with dense gradients)."""
     data = dm.load()
-    dense = OmegaConf.merge(
-        cfg.model.scorer, {"sparse": False} if "sparse" in cfg.model.scorer else {}
-    )
-    scorer, loss_fn = (
-        build_scorer(dense, data).to(device),
-        build_loss(cfg.model, dm).to(device),
-    )
-    optimizer = torch.optim.Adam(scorer.parameters(), lr=1e-3)
+    module = build_module(cfg, dm, dense=True).to(device)
+    optimizer = torch.optim.Adam(module.parameters(), lr=1e-3)
     ds = TripletDataset(data.train.users, data.train.items, data.num_items, dm.num_negatives)
     loader = DataLoader(ds, batch_size=dm.batch_size, shuffle=True)
 
     def run_epoch():
         for users, items, negatives in loader:
-            step(scorer, loss_fn, optimizer, users.to(device), items.to(device),
-                 negatives.to(device), cfg.model.module.embedding_l2)  # fmt: skip
+            batch = {"users": users, "items": items, "negatives": negatives}
+            train_step(module, optimizer, {k: v.to(device) for k, v in batch.items()})
         sync(device)
 
     return timed_epochs(run_epoch, len(ds), seconds)
 
 
-def tutorial_with_features(cfg, dm, seconds: float) -> float:
-    """Two-tower only: the tutorial loop whose Dataset also fetches each example's side features."""
+def tutorial_features(cfg, dm, seconds: float, device: torch.device) -> float | None:
+    """Two-tower with side features only: the tutorial loop whose Dataset fetches feature rows."""
     from benchmarks.tutorial_features import feature_tutorial_epoch_fn
 
     data = dm.load()
+    has_features = bool(data.user_features) or bool(data.item_features)
+    if cfg.model.name != "two_tower" or not has_features or device.type != "cpu":
+        return None
     scorer, loss_fn = build_scorer(cfg.model.scorer, data), build_loss(cfg.model, dm)
     optimizer = torch.optim.Adam(scorer.parameters(), lr=1e-3)
     run_epoch, rows = feature_tutorial_epoch_fn(
@@ -122,9 +126,8 @@ def tutorial_with_features(cfg, dm, seconds: float) -> float:
 
 def bare(cfg, dm, seconds: float, device: torch.device) -> float:
     data = dm.load()
-    scorer, loss_fn = build_scorer(cfg.model.scorer, data), build_loss(cfg.model, dm)
+    module = build_module(cfg, dm).to(device)
     # The configured optimizer exactly as recsys builds it (Adam/AdamW, sparse tables, fused on CUDA).
-    module = instantiate(cfg.model.module, scorer=scorer, loss=loss_fn, _convert_="all").to(device)
     optimizer = module.configure_optimizers()
     users, items, n = data.train.users.to(device), data.train.items.to(device), len(data.train)
 
@@ -135,9 +138,9 @@ def bare(cfg, dm, seconds: float, device: torch.device) -> float:
             negatives = torch.randint(
                 data.num_items, (idx.numel(), dm.num_negatives), device=device
             )
+            batch = {"users": users[idx], "items": items[idx], "negatives": negatives}
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-                step(scorer, loss_fn, optimizer, users[idx], items[idx], negatives,
-                     cfg.model.module.embedding_l2)  # fmt: skip
+                train_step(module, optimizer, batch)
         sync(device)
 
     return timed_epochs(run_epoch, n, seconds)
@@ -156,11 +159,7 @@ def trainer_kwargs(device: torch.device, epochs: int, timer: EpochTimer) -> dict
 
 
 def recsys_trainer(cfg, dm, seconds: float, device: torch.device) -> float:
-    data = dm.load()
-    scorer = build_scorer(cfg.model.scorer, data)
-    module: RetrievalModule = instantiate(
-        cfg.model.module, scorer=scorer, loss=build_loss(cfg.model, dm), _convert_="all"
-    )
+    module = build_module(cfg, dm)
     # Estimate how many epochs fill `seconds` from one warm-up epoch, then time them.
     timer = EpochTimer()
     pl.Trainer(**trainer_kwargs(device, 2, timer)).fit(module, datamodule=dm)
@@ -170,7 +169,37 @@ def recsys_trainer(cfg, dm, seconds: float, device: torch.device) -> float:
     return timer.summary()["time/train_rows_per_s"]
 
 
-def main() -> None:
+def measure(data_name: str, variant: str, loop: str, args) -> dict | None:
+    """One loop on one data set and variant, in this process (`--worker`); None where it can't run."""
+    torch.set_num_threads(args.threads)
+    overrides = [*VARIANTS[variant], f"data.loader.batch_size={args.batch_size}",
+                 "data.loader.num_negatives=1", *args.overrides]  # fmt: skip
+    cfg, dm = load_datamodule(data_name, overrides)
+    if dm is None:
+        return None
+    pl.seed_everything(0, verbose=False)
+    run = {"tutorial": tutorial, "tutorial_features": tutorial_features, "bare": bare,
+           "recsys": recsys_trainer}[loop]  # fmt: skip
+    rows_per_s = run(cfg, dm, args.seconds, torch.device(args.device))
+    if rows_per_s is None:  # the loop does not apply (tutorial_features without side features)
+        return None
+    return {"rows_per_s": rows_per_s, "steps_per_batch": dm.steps_per_batch}
+
+
+def measure_in_child(data_name: str, variant: str, loop: str, argv: list[str]) -> dict | None:
+    command = [sys.executable, "-m", "benchmarks.train_throughput", *argv,
+               "--worker", data_name, variant, loop]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True)
+    results = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
+    for line in done.stdout.splitlines():
+        if line.startswith("skipping"):
+            print(line)  # the data set is not there: the child said which file it looked for
+    if done.returncode != 0 or not results:
+        sys.exit(f"{' '.join(command)} failed:\n{done.stderr[-3000:]}")
+    return json.loads(results[-1].removeprefix("RESULT "))
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -180,53 +209,44 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=1024)
     parser.add_argument("--device", default="cpu", help="cpu or cuda (bf16 autocast on cuda)")
     parser.add_argument(
-        "--skip-tutorial", action="store_true", help="leave out the slow tutorial loop"
+        "--skip-tutorial", action="store_true", help="leave out the slow tutorial loops"
     )
     parser.add_argument("--seconds", type=float, default=5.0, help="timed seconds per measurement")
     parser.add_argument(
+        "--worker", nargs=3, metavar=("DATA", "VARIANT", "LOOP"), help=argparse.SUPPRESS
+    )
+    parser.add_argument(
         "overrides", nargs="*", help="extra config overrides, e.g. data.loader.steps_per_batch=1"
     )
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    device = torch.device(args.device)
+    return parser.parse_args(argv)
+
+
+def main() -> None:
+    args = parse_args()
+    if args.worker:
+        print("RESULT " + json.dumps(measure(*args.worker, args)), flush=True)
+        return
+    argv = sys.argv[1:]
+    loops = [loop for loop in LOOPS if not (args.skip_tutorial and loop.startswith("tutorial"))]
     rows = []
     for data_name in args.data:
         for variant in args.variants:
-            overrides = [
-                *VARIANTS[variant],
-                f"data.loader.batch_size={args.batch_size}",
-                "data.loader.num_negatives=1",
-                *args.overrides,
-            ]
-            cfg, dm = load_datamodule(data_name, overrides)
-            if dm is None:
-                continue
-            pl.seed_everything(0, verbose=False)
-            row = {
-                "data": data_name,
-                "variant": variant,
-                "batch_size": args.batch_size,
-                "steps_per_batch": dm.steps_per_batch,
-                "device": args.device,
-            }
-            if not args.skip_tutorial:
-                row["tutorial"] = tutorial(cfg, dm, args.seconds, device)
-                data = dm.load()
-                has_features = bool(data.user_features) or bool(data.item_features)
-                if variant == "two_tower" and has_features and device.type == "cpu":
-                    row["tutorial_features"] = tutorial_with_features(cfg, dm, args.seconds)
-            row["bare"] = bare(cfg, dm, args.seconds, device)
-            row["recsys"] = recsys_trainer(cfg, dm, args.seconds, device)
-            row["recsys_vs_bare"] = row["recsys"] / row["bare"]
-            if "tutorial" in row:
-                row["recsys_vs_tutorial"] = row["recsys"] / row["tutorial"]
-            if "tutorial_features" in row:
-                row["recsys_vs_tutorial_features"] = row["recsys"] / row["tutorial_features"]
+            row = {"data": data_name, "variant": variant, "batch_size": args.batch_size,
+                   "device": args.device}  # fmt: skip
+            for loop in loops:
+                result = measure_in_child(data_name, variant, loop, argv)
+                if result is not None:
+                    row[loop] = result["rows_per_s"]
+                    row["steps_per_batch"] = result["steps_per_batch"]
+            if "recsys" not in row:
+                continue  # data set not found (the child printed why)
+            for baseline in ("bare", "tutorial", "tutorial_features"):
+                if baseline in row:
+                    row[f"recsys_vs_{baseline}"] = row["recsys"] / row[baseline]
             rows.append(row)
-            print(
-                json.dumps({k: round(v, 3) if isinstance(v, float) else v for k, v in row.items()}),
-                flush=True,
-            )
+            print(json.dumps({k: round(v, 3) if isinstance(v, float) else v for k, v in row.items()}),
+                  flush=True)  # fmt: skip
+    device = torch.device(args.device)
     machine = (
         torch.cuda.get_device_name()
         if device.type == "cuda"

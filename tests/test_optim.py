@@ -22,7 +22,7 @@ def test_only_touched_rows_change():
     torch.manual_seed(0)
     mf = MatrixFactorization(10, 20, 4, sparse=True)
     sparse, dense = split_sparse_parameters(mf)
-    assert len(sparse) == 3 and dense == []
+    assert len(sparse) == 2 and dense == []  # user table, item table (bias in its last column)
     opt = SparseDenseAdam(sparse, dense, lr=0.1)
     before = mf.item_table.weight.detach().clone()
     step(mf, opt, torch.tensor([1, 2]), torch.tensor([3, 4]))
@@ -87,3 +87,25 @@ def test_sparse_adam_config_trains_and_resumes(tiny_cfg, tmp_path):
         )
     )
     assert resumed["test/ndcg@10"] == pytest.approx(full["test/ndcg@10"], abs=0)
+
+
+def test_row_sparse_weight_decay_is_lazy_adamw():
+    """Touched rows move exactly as under AdamW; rows no batch used keep their values."""
+    torch.manual_seed(0)
+    lazy = MatrixFactorization(10, 20, 4, sparse=True)
+    dense = MatrixFactorization(10, 20, 4)
+    dense.load_state_dict(lazy.state_dict())
+    kwargs = dict(lr=0.05, weight_decay=0.5, eps=1e-12)  # Adam and SparseAdam place eps differently
+    ours = SparseDenseAdam(*split_sparse_parameters(lazy), **kwargs)
+    adamw = torch.optim.AdamW(dense.parameters(), **kwargs)
+    users, items = torch.tensor([1, 2, 2]), torch.tensor([3, 4, 3])
+    before = lazy.item_table.weight.detach().clone()
+    step(lazy, ours, users, items)
+    step(dense, adamw, users, items)
+    touched = torch.tensor([3, 4])
+    torch.testing.assert_close(lazy.item_table.weight[touched], dense.item_table.weight[touched])
+    untouched = torch.tensor([i for i in range(20) if i not in (3, 4)])
+    assert torch.equal(lazy.item_table.weight[untouched], before[untouched])
+    assert not torch.allclose(
+        dense.item_table.weight[untouched], before[untouched]
+    )  # AdamW decays them

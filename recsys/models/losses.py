@@ -29,6 +29,15 @@ def mask_accidental_hits(
     return bias.expand(b, -1).masked_fill(hit, -math.inf), hit.sum(1).float().mean()
 
 
+def row_scores(user: Tensor, candidates: Tensor) -> Tensor:
+    """(B, N) dot products of each row's user with its own N candidates (B, N, D).
+
+    Multiply-and-sum, not einsum: einsum lowers to B tiny batched matmuls, 3-9x slower on a CPU
+    (forward + backward) for the few negatives per row these losses see.
+    """
+    return (candidates * user.unsqueeze(1)).sum(-1)
+
+
 def biased_logits(user: Tensor, candidates: Tensor, bias: Tensor | None) -> Tensor:
     """(B, C) float32 logits user @ candidates.T + bias: one fused addmm in fp32; under bf16
     autocast the bias is added in fp32 after the low-precision matmul."""
@@ -51,7 +60,7 @@ class BPRLoss(nn.Module):
         neg_items: Tensor,
     ) -> Tensor:
         pos = (user * positive).sum(-1, keepdim=True)  # (B, 1)
-        neg = torch.einsum("bd,bnd->bn", user, negatives)  # (B, N)
+        neg = row_scores(user, negatives)  # (B, N)
         return -F.logsigmoid(pos - neg).mean()
 
 
@@ -67,7 +76,7 @@ class BCELoss(nn.Module):
         neg_items: Tensor,
     ) -> Tensor:
         pos = (user * positive).sum(-1)  # (B,)
-        neg = torch.einsum("bd,bnd->bn", user, negatives)  # (B, N)
+        neg = row_scores(user, negatives)  # (B, N)
         return -(F.logsigmoid(pos) + F.logsigmoid(-neg).sum(-1)).mean()
 
 

@@ -39,16 +39,30 @@ class RowSparseAdam(torch.optim.Optimizer):
     rows, updating them and scattering back does the same arithmetic in a handful of kernels
     (2x faster per step on Amazon-Beauty-sized tables, benchmarks/sparse_optim.py). Same state keys
     (`step`, `exp_avg`, `exp_avg_sq`), so checkpoints of either load into the other.
+
+    weight_decay: decoupled (AdamW-style) and lazy like the rest of the update: a row decays by
+    (1 - lr * weight_decay) when a batch touches it, so rare rows are not shrunk towards zero
+    while they sit unused. 0 (the default) is SparseAdam exactly.
     """
 
-    def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8):
-        super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps))
+    def __init__(
+        self,
+        params,
+        lr: float = 1e-3,
+        betas=(0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+    ):
+        super().__init__(
+            params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay)
+        )
 
     @torch.no_grad()
     def step(self, closure: Callable[[], torch.Tensor] | None = None):
         loss = _loss_of(closure)
         for group in self.param_groups:
             lr, (beta1, beta2), eps = group["lr"], group["betas"], group["eps"]
+            decay = group.get("weight_decay", 0.0)  # absent in SparseAdam checkpoints
             for p in group["params"]:
                 if p.grad is None:
                     continue
@@ -64,24 +78,30 @@ class RowSparseAdam(torch.optim.Optimizer):
                     state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
                     state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
                 state["step"] += 1
-                m = state["exp_avg"].index_select(0, rows).lerp_(values, 1 - beta1)
+                # Rows are unique after coalesce, so adding each row's change is writing its new
+                # value; index_add_ is the cheapest scatter on CPU (1.5x index_copy_).
+                m = state["exp_avg"].index_select(0, rows)
                 v = state["exp_avg_sq"].index_select(0, rows)
-                v.add_(values.square().sub_(v).mul_(1 - beta2))
-                state["exp_avg"].index_copy_(0, rows, m)
-                state["exp_avg_sq"].index_copy_(0, rows, v)
+                m_change = (values - m).mul_(1 - beta1)
+                v_change = values.square().sub_(v).mul_(1 - beta2)
+                state["exp_avg"].index_add_(0, rows, m_change)
+                state["exp_avg_sq"].index_add_(0, rows, v_change)
                 t = state["step"]
                 step_size = lr * math.sqrt(1 - beta2**t) / (1 - beta1**t)
-                update = m.div_(v.sqrt_().add_(eps))
-                # Rows are unique after coalesce: gather, update, scatter (faster than index_add_).
-                p.index_copy_(0, rows, p.index_select(0, rows).add_(update, alpha=-step_size))
+                m.add_(m_change)
+                v.add_(v_change)
+                update = m.div_(v.sqrt_().add_(eps)).mul_(-step_size)
+                if decay:
+                    update.add_(p.index_select(0, rows), alpha=-lr * decay)
+                p.index_add_(0, rows, update)
         return loss
 
 
 class SparseDenseAdam(torch.optim.Optimizer):
     """Adam for dense parameters, lazy Adam (`RowSparseAdam`) for sparse embedding tables; one `step`.
 
-    lr, betas, eps apply to both; weight_decay to the dense parameters only (regularise embedding
-    rows through the loss, e.g. `embedding_l2`, so untouched rows are not decayed).
+    lr, betas, eps apply to both. weight_decay is decoupled (AdamW): every step on the dense
+    parameters, on a table row when a batch touches it (so rows no batch uses keep their values).
     """
 
     def __init__(
@@ -97,7 +117,9 @@ class SparseDenseAdam(torch.optim.Optimizer):
         sparse_params, dense_params = list(sparse_params), list(dense_params)
         self.inner: list[torch.optim.Optimizer] = []
         if sparse_params:
-            self.inner.append(RowSparseAdam(sparse_params, lr=lr, betas=betas, eps=eps))
+            self.inner.append(
+                RowSparseAdam(sparse_params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
+            )
         if dense_params:
             on_cuda = all(p.is_cuda for p in dense_params)
             use_fused = on_cuda if fused is None else fused
@@ -108,6 +130,7 @@ class SparseDenseAdam(torch.optim.Optimizer):
                     betas=betas,
                     eps=eps,
                     weight_decay=weight_decay,
+                    decoupled_weight_decay=True,
                     fused=use_fused or None,
                 )
             )

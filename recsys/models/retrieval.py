@@ -73,7 +73,9 @@ class RetrievalModule(pl.LightningModule):
         b, n = negatives.shape
         user = self.scorer.user_embedding(users)  # (B, D)
         both = self.scorer.item_embedding(torch.cat([items, negatives.reshape(-1)]))  # (B + B*N, D)
-        positive, negative = both[:b], both[b:].view(b, n, both.shape[-1])
+        # split, not slicing: its backward is one concatenation, not a zero-filled copy per slice.
+        positive, negative = both.split([b, b * n])
+        negative = negative.view(b, n, both.shape[-1])
         loss = self.loss_fn(user, positive, negative, items, negatives)
         self.track("train/loss_retrieval", loss)
         # Losses that expose their terms (InBatchSoftmaxLoss.parts) get them logged as epoch means.

@@ -46,6 +46,7 @@ class Tower(nn.Module):
         counts: Tensor | None,
         init_std: float,
         side: str,
+        sparse: bool = False,
     ):
         super().__init__()
         has_features = table is not None and bool(table)
@@ -61,7 +62,8 @@ class Tower(nn.Module):
             log.warning("two-tower: %s tower has no features and use_ids=false; keeping ids", side)
         self.num_rows, self.id_dropout, self.normalize = num_rows, float(id_dropout), normalize
         # Row num_rows is the shared "unknown id": cold rows and dropped-out ids map to it.
-        self.id_table = nn.Embedding(num_rows + 1, id_dim if self.use_ids else 1)
+        # sparse=True: row-sparse gradients, so a sparse optimizer updates only the batch's rows.
+        self.id_table = nn.Embedding(num_rows + 1, id_dim if self.use_ids else 1, sparse=sparse)
         nn.init.normal_(self.id_table.weight, std=init_std)
         known = torch.ones(num_rows, dtype=torch.bool) if counts is None else counts.view(-1) > 0
         self.register_buffer("known", known)  # (N,) rows seen in training
@@ -140,6 +142,7 @@ class TwoTower(nn.Module):
         numeric_encoding: str = "both",
         numeric_buckets: int = 8,
         init_std: float = 0.1,
+        sparse: bool = False,
     ):
         super().__init__()
         self.num_users, self.num_items, self.dim = num_users, num_items, dim
@@ -155,6 +158,7 @@ class TwoTower(nn.Module):
             numeric_encoding=numeric_encoding,
             numeric_buckets=numeric_buckets,
             init_std=init_std,
+            sparse=sparse,
         )
         self.user_tower = Tower(
             num_users,
