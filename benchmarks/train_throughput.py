@@ -46,6 +46,7 @@ VARIANTS = {  # name -> config overrides
     "mf_bpr_sparse": ["model=mf", "model.loss=bpr", "optimizer=sparse_adam"],
     "mf_softmax": ["model=mf", "model.loss=softmax"],
     "two_tower": ["model=two_tower"],
+    "two_tower_sparse": ["model=two_tower", "optimizer=sparse_adam"],
 }
 LOOPS = ("tutorial", "tutorial_features", "bare", "recsys")
 
@@ -116,10 +117,10 @@ def tutorial_features(cfg, dm, seconds: float, device: torch.device) -> float | 
     has_features = bool(data.user_features) or bool(data.item_features)
     if cfg.model.name != "two_tower" or not has_features or device.type != "cpu":
         return None
-    scorer, loss_fn = build_scorer(cfg.model.scorer, data), build_loss(cfg.model, dm)
-    optimizer = torch.optim.Adam(scorer.parameters(), lr=1e-3)
+    module = build_module(cfg, dm, dense=True)  # dense gradients for the tutorial's Adam
+    optimizer = torch.optim.Adam(module.parameters(), lr=1e-3)
     run_epoch, rows = feature_tutorial_epoch_fn(
-        scorer, loss_fn, optimizer, data, dm.batch_size, cfg.model.module.embedding_l2
+        module.scorer, module.loss_fn, optimizer, data, dm.batch_size, module.embedding_l2
     )
     return timed_epochs(run_epoch, rows, seconds)
 

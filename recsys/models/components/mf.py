@@ -29,9 +29,8 @@ class MatrixFactorization(nn.Module):
         self.user_table = nn.Embedding(num_users, dim, sparse=sparse)
         self.item_table = nn.Embedding(num_items, dim + int(item_bias), sparse=sparse)
         nn.init.normal_(self.user_table.weight, std=init_std)
-        nn.init.normal_(self.item_table.weight, std=init_std)
-        if item_bias:
-            nn.init.zeros_(self.item_table.weight[:, dim])
+        nn.init.normal_(self.item_table.weight[:, :dim], std=init_std)
+        nn.init.zeros_(self.item_table.weight[:, dim:])  # the bias column, if any
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         """Checkpoints written before the bias moved into the item table kept it as `item_bias`."""
