@@ -14,17 +14,21 @@ same batch size and thread count; only the input pipeline and the optimizer diff
 (c) recsys: `InteractionDataModule` + `RetrievalModule` through `pl.Trainer`, validation off, with
     the data config's loader settings (`steps_per_batch` included).
 Each measurement runs in a fresh process: in one long process a loop's speed depended on what ran
-before it (the dense-Adam tutorial measured 2x faster after other Beauty runs, through the
-allocator's state). Steady state: one warm-up epoch, then whole epochs until `--seconds` have
-passed. Printed as ratios and saved to benchmarks/results/train_throughput_<device>.json.
+before it (the dense-Adam tutorial measured 2x faster after other Beauty runs, through glibc's
+allocator state). Steady state: 20 warm-up steps (recsys: a short warm-up fit), then `--seconds`
+of training; `--rounds` measurements per loop, interleaved across loops, and the median is
+reported (a shared VM drifts by 10-20% over tens of seconds). Printed as ratios and saved to
+benchmarks/results/train_throughput_<device>.json with every run.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import platform
 import random
+import statistics
 import subprocess
 import sys
 import time
@@ -92,6 +96,20 @@ def timed_epochs(run_epoch, rows: int, seconds: float) -> float:
     return done / (time.perf_counter() - start)
 
 
+def timed_steps(step, batches, seconds: float, device: torch.device, warmup: int = 20) -> float:
+    """Rows per second of `step` over `batches` for `seconds`, after `warmup` steps."""
+    for _ in range(warmup):
+        step(next(batches))
+    sync(device)
+    rows, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        batch = next(batches)
+        step(batch)
+        rows += batch["users"].numel()
+    sync(device)
+    return rows / (time.perf_counter() - start)
+
+
 def tutorial(cfg, dm, seconds: float, device: torch.device) -> float:
     """Always dense Adam, as tutorials do (so the scorer is built with dense gradients)."""
     data = dm.load()
@@ -100,13 +118,13 @@ def tutorial(cfg, dm, seconds: float, device: torch.device) -> float:
     ds = TripletDataset(data.train.users, data.train.items, data.num_items, dm.num_negatives)
     loader = DataLoader(ds, batch_size=dm.batch_size, shuffle=True)
 
-    def run_epoch():
-        for users, items, negatives in loader:
-            batch = {"users": users, "items": items, "negatives": negatives}
-            train_step(module, optimizer, {k: v.to(device) for k, v in batch.items()})
-        sync(device)
+    def batches():
+        while True:
+            for users, items, negatives in loader:
+                batch = {"users": users, "items": items, "negatives": negatives}
+                yield {k: v.to(device) for k, v in batch.items()}
 
-    return timed_epochs(run_epoch, len(ds), seconds)
+    return timed_steps(lambda b: train_step(module, optimizer, b), batches(), seconds, device)
 
 
 def tutorial_features(cfg, dm, seconds: float, device: torch.device) -> float | None:
@@ -132,19 +150,21 @@ def bare(cfg, dm, seconds: float, device: torch.device) -> float:
     optimizer = module.configure_optimizers()
     users, items, n = data.train.users.to(device), data.train.items.to(device), len(data.train)
 
-    def run_epoch():
-        order = torch.randperm(n, device=device)
-        for start in range(0, n, dm.batch_size):
-            idx = order[start : start + dm.batch_size]
-            negatives = torch.randint(
-                data.num_items, (idx.numel(), dm.num_negatives), device=device
-            )
-            batch = {"users": users[idx], "items": items[idx], "negatives": negatives}
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-                train_step(module, optimizer, batch)
-        sync(device)
+    def batches():
+        while True:
+            order = torch.randperm(n, device=device)
+            for start in range(0, n, dm.batch_size):
+                idx = order[start : start + dm.batch_size]
+                negatives = torch.randint(
+                    data.num_items, (idx.numel(), dm.num_negatives), device=device
+                )
+                yield {"users": users[idx], "items": items[idx], "negatives": negatives}
 
-    return timed_epochs(run_epoch, n, seconds)
+    def step(batch):
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+            train_step(module, optimizer, batch)
+
+    return timed_steps(step, batches(), seconds, device)
 
 
 def sync(device: torch.device) -> None:
@@ -152,22 +172,29 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def trainer_kwargs(device: torch.device, epochs: int, timer: EpochTimer) -> dict:
+def trainer_kwargs(device: torch.device, epochs: int, batches: int, timer: EpochTimer) -> dict:
     on_cuda = device.type == "cuda"
-    return dict(max_epochs=epochs, accelerator="gpu" if on_cuda else "cpu", devices=1,
-                precision="bf16-mixed" if on_cuda else "32-true", logger=False, enable_checkpointing=False,
-                enable_progress_bar=False, limit_val_batches=0, enable_model_summary=False, callbacks=[timer])  # fmt: skip
+    return dict(max_epochs=epochs, limit_train_batches=batches, accelerator="gpu" if on_cuda else "cpu",
+                devices=1, precision="bf16-mixed" if on_cuda else "32-true", logger=False,
+                enable_checkpointing=False, enable_progress_bar=False, limit_val_batches=0,
+                enable_model_summary=False, callbacks=[timer])  # fmt: skip
 
 
 def recsys_trainer(cfg, dm, seconds: float, device: torch.device) -> float:
+    """Through pl.Trainer: a short warm-up fit, then epochs cut to about a second each
+    (`limit_train_batches`), the first of them discarded as warm-up too."""
     module = build_module(cfg, dm)
-    # Estimate how many epochs fill `seconds` from one warm-up epoch, then time them.
+    rows_per_batch = dm.batch_size * dm.steps_per_batch  # one Lightning batch of full minibatches
+    full_batches = max(1, len(dm.load().train) // dm.batch_size // dm.steps_per_batch)
+    warmup_batches = min(full_batches, 4)
     timer = EpochTimer()
-    pl.Trainer(**trainer_kwargs(device, 2, timer)).fit(module, datamodule=dm)
-    epochs = max(3, int(seconds / timer.epoch_seconds[-1]) + 1)
+    pl.Trainer(**trainer_kwargs(device, 1, warmup_batches, timer)).fit(module, datamodule=dm)
+    rate = warmup_batches * rows_per_batch / timer.epoch_seconds[-1]
+    batches = max(1, min(full_batches, round(rate / rows_per_batch)))  # ~1 s per epoch
+    epochs = 1 + max(2, math.ceil(seconds * rate / (batches * rows_per_batch)))
     timer = EpochTimer()
-    pl.Trainer(**trainer_kwargs(device, epochs, timer)).fit(module, datamodule=dm)
-    return timer.summary()["time/train_rows_per_s"]
+    pl.Trainer(**trainer_kwargs(device, epochs, batches, timer)).fit(module, datamodule=dm)
+    return batches * rows_per_batch / statistics.median(timer.epoch_seconds[1:])
 
 
 def measure(data_name: str, variant: str, loop: str, args) -> dict | None:
@@ -212,7 +239,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--skip-tutorial", action="store_true", help="leave out the slow tutorial loops"
     )
-    parser.add_argument("--seconds", type=float, default=5.0, help="timed seconds per measurement")
+    parser.add_argument("--seconds", type=float, default=4.0, help="timed seconds per measurement")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="measurements per loop, interleaved; the median counts",
+    )
     parser.add_argument(
         "--worker", nargs=3, metavar=("DATA", "VARIANT", "LOOP"), help=argparse.SUPPRESS
     )
@@ -234,19 +267,27 @@ def main() -> None:
         for variant in args.variants:
             row = {"data": data_name, "variant": variant, "batch_size": args.batch_size,
                    "device": args.device}  # fmt: skip
-            for loop in loops:
-                result = measure_in_child(data_name, variant, loop, argv)
-                if result is not None:
-                    row[loop] = result["rows_per_s"]
-                    row["steps_per_batch"] = result["steps_per_batch"]
+            runs: dict[str, list[float]] = {}
+            for _ in range(
+                args.rounds
+            ):  # interleaved, so a slow spell of the machine hits all loops
+                for loop in loops:
+                    result = measure_in_child(data_name, variant, loop, argv)
+                    if result is not None:
+                        runs.setdefault(loop, []).append(result["rows_per_s"])
+                        row["steps_per_batch"] = result["steps_per_batch"]
+            row.update({loop: statistics.median(values) for loop, values in runs.items()})
+            row["runs"] = runs
             if "recsys" not in row:
                 continue  # data set not found (the child printed why)
             for baseline in ("bare", "tutorial", "tutorial_features"):
                 if baseline in row:
                     row[f"recsys_vs_{baseline}"] = row["recsys"] / row[baseline]
             rows.append(row)
-            print(json.dumps({k: round(v, 3) if isinstance(v, float) else v for k, v in row.items()}),
-                  flush=True)  # fmt: skip
+            shown = {
+                k: round(v, 3) if isinstance(v, float) else v for k, v in row.items() if k != "runs"
+            }
+            print(json.dumps(shown), flush=True)
     device = torch.device(args.device)
     machine = (
         torch.cuda.get_device_name()
