@@ -132,6 +132,7 @@ class SparseDenseAdam(torch.optim.Optimizer):
                     weight_decay=weight_decay,
                     decoupled_weight_decay=True,
                     fused=use_fused or None,
+                    foreach=None if use_fused else True,
                 )
             )
         if not self.inner:
