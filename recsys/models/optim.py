@@ -37,7 +37,7 @@ class RowSparseAdam(torch.optim.Optimizer):
 
     SparseAdam builds and adds several sparse tensors per table per step; gathering the touched
     rows, updating them and scattering back does the same arithmetic in a handful of kernels
-    (2x faster per step on Amazon-Beauty-sized tables, benchmarks/sparse_optim.py). Same state keys
+    (1.6x faster per step on Amazon-Beauty-sized tables, benchmarks/sparse_optim.py). Same state keys
     (`step`, `exp_avg`, `exp_avg_sq`), so checkpoints of either load into the other.
 
     weight_decay: decoupled (AdamW-style) and lazy like the rest of the update: a row decays by
