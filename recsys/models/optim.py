@@ -79,7 +79,7 @@ class RowSparseAdam(torch.optim.Optimizer):
                     state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
                 state["step"] += 1
                 # Rows are unique after coalesce, so adding each row's change is writing its new
-                # value; index_add_ is the cheapest scatter on CPU (1.5x index_copy_).
+                # value; index_add_ is no slower than index_copy_ on CPU (faster at a few 1k rows).
                 m = state["exp_avg"].index_select(0, rows)
                 v = state["exp_avg_sq"].index_select(0, rows)
                 m_change = (values - m).mul_(1 - beta1)

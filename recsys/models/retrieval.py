@@ -18,8 +18,8 @@ from recsys.metrics.ranking import METRIC_NAMES, RankingAccumulator
 
 
 def squared_norm(x: Tensor) -> Tensor:
-    """Sum of squares as one dot product: forward and backward 3x faster on CPU than
-    `x.pow(2).sum()`, whose backward is a second pow over the whole tensor."""
+    """Sum of squares as one dot product: forward + backward about 3x faster on CPU than
+    `x.pow(2).sum()` (whose backward is a second pow over the tensor); same gradient, 2x."""
     flat = x.reshape(-1)
     return torch.dot(flat, flat)
 
