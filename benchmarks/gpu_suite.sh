@@ -8,8 +8,12 @@ mkdir -p "$out"
 data="${RECSYS_DATA_DIR:-../shared/data}"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$out/gpu.txt"
 
+# MF at a GPU-sized batch; softmax losses at 8192 (their logits grow with the batch squared).
 python -m benchmarks.train_throughput --device cuda --data ml100k beauty --skip-tutorial \
-  --batch-size 65536 --seconds 5 2>&1 | grep -E '^\{|skipping' | tee "$out/throughput_gpu.log"
+  --variants mf_bpr mf_bpr_sparse --batch-size 65536 2>&1 | grep -E '^\{|skipping' | tee "$out/throughput_gpu.log"
+python -m benchmarks.train_throughput --device cuda --data ml100k beauty --skip-tutorial \
+  --variants mf_softmax two_tower two_tower_sparse --batch-size 8192 2>&1 | grep -E '^\{|skipping' \
+  | tee -a "$out/throughput_gpu.log"
 python -m benchmarks.eval_speed --device cuda --data ml100k beauty synthetic_1m 2>&1 \
   | grep -E '^\{|skipping' | tee "$out/eval_gpu.log"
 python -m benchmarks.scaling --device cuda --sizes 1e6 5e6 2e7 5e7 --batch-size 65536 2>&1 \
