@@ -109,3 +109,24 @@ def test_row_sparse_weight_decay_is_lazy_adamw():
     assert not torch.allclose(
         dense.item_table.weight[untouched], before[untouched]
     )  # AdamW decays them
+
+
+def test_compiled_row_update_matches_eager():
+    """`compile=True` fuses the update (torch.compile); the arithmetic stays lazy AdamW's."""
+    torch.manual_seed(0)
+    a = MatrixFactorization(30, 50, 8, sparse=True)
+    b = copy.deepcopy(a)
+    eager = RowSparseAdam(a.parameters(), lr=0.05, weight_decay=0.1)
+    compiled = RowSparseAdam(b.parameters(), lr=0.05, weight_decay=0.1, compile=True)
+    for t in range(6):
+        users, items = torch.randint(30, (16 + t,)), torch.randint(50, (16 + t,))  # sizes vary
+        items[:3] = t
+        step(a, eager, users, items)
+        step(b, compiled, users, items)
+    assert compiled._compiled._compiled is not None, "fell back to eager: compiling failed"
+    for pa, pb in zip(a.parameters(), b.parameters(), strict=True):
+        torch.testing.assert_close(pa, pb, rtol=1e-5, atol=1e-6)
+    for pa, pb in zip(a.parameters(), b.parameters(), strict=True):
+        torch.testing.assert_close(
+            eager.state[pa]["exp_avg_sq"], compiled.state[pb]["exp_avg_sq"], rtol=1e-5, atol=1e-9
+        )

@@ -23,10 +23,13 @@ def mask_accidental_hits(
     """
     b = pos_items.shape[0]
     hit = pos_items[:, None] == cand_items[None, :]  # (B, C)
-    hit[:, :b].fill_diagonal_(False)
+    hit[:, :b].diagonal().fill_(False)  # (not fill_diagonal_: an as_strided view, which compile refuses)
     if bias is None:
-        bias = torch.zeros(cand_items.shape, device=cand_items.device)
-    return bias.expand(b, -1).masked_fill(hit, -math.inf), hit.sum(1).float().mean()
+        bias = torch.zeros((), device=cand_items.device)
+    # One pass writes the (B, C) bias (expand + masked_fill is a copy and a fill); count_nonzero
+    # counts the bool mask without sum's int64 copy of it.
+    masked = torch.where(hit, -math.inf, bias)
+    return masked, torch.count_nonzero(hit).float() / b
 
 
 def row_scores(user: Tensor, candidates: Tensor) -> Tensor:

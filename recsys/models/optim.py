@@ -15,6 +15,9 @@ from collections.abc import Callable, Iterable
 import torch
 from torch import nn
 
+from recsys.models.compiling import CompiledOrEager
+from recsys.models.row_update import lazy_adam_rows
+
 
 def split_sparse_parameters(module: nn.Module) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
     """(sparse, dense): weights of `nn.Embedding(sparse=True)` tables, and every other parameter."""
@@ -22,6 +25,14 @@ def split_sparse_parameters(module: nn.Module) -> tuple[list[nn.Parameter], list
     ids = {id(p) for p in sparse}
     dense = [p for p in module.parameters() if id(p) not in ids and p.requires_grad]
     return sparse, dense
+
+
+def _unaliased(t: torch.Tensor) -> torch.Tensor:
+    """The same memory as a tensor that is no view: torch.compile cannot trace a view whose base is
+    a sparse tensor (the values of a sparse gradient), and a copy would cost a pass over them."""
+    return torch.empty(0, dtype=t.dtype, device=t.device).set_(
+        t.untyped_storage(), t.storage_offset(), t.shape, t.stride()
+    )
 
 
 def _loss_of(closure: Callable[[], torch.Tensor] | None) -> torch.Tensor | None:
@@ -43,6 +54,8 @@ class RowSparseAdam(torch.optim.Optimizer):
     weight_decay: decoupled (AdamW-style) and lazy like the rest of the update: a row decays by
     (1 - lr * weight_decay) when a batch touches it, so rare rows are not shrunk towards zero
     while they sit unused. 0 (the default) is SparseAdam exactly.
+    compile: run the row update through `torch.compile` (recsys/models/row_update.py): one fused
+    loop instead of a kernel per operation; equal to the eager update up to float rounding.
     """
 
     def __init__(
@@ -52,9 +65,16 @@ class RowSparseAdam(torch.optim.Optimizer):
         betas=(0.9, 0.999),
         eps: float = 1e-8,
         weight_decay: float = 0.0,
+        compile: bool = False,
     ):
         super().__init__(
             params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay)
+        )
+        self._buffers: dict[torch.Tensor, torch.Tensor] = {}
+        self._compiled = (
+            CompiledOrEager(lazy_adam_rows, "the sparse row update", dynamic=True)
+            if compile
+            else None
         )
 
     @torch.no_grad()
@@ -78,23 +98,44 @@ class RowSparseAdam(torch.optim.Optimizer):
                     state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
                     state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
                 state["step"] += 1
-                # Rows are unique after coalesce, so adding each row's change is writing its new
-                # value; index_add_ is no slower than index_copy_ on CPU (faster at a few 1k rows).
-                m = state["exp_avg"].index_select(0, rows)
-                v = state["exp_avg_sq"].index_select(0, rows)
-                m_change = (values - m).mul_(1 - beta1)
-                v_change = values.square().sub_(v).mul_(1 - beta2)
-                state["exp_avg"].index_add_(0, rows, m_change)
-                state["exp_avg_sq"].index_add_(0, rows, v_change)
                 t = state["step"]
                 step_size = lr * math.sqrt(1 - beta2**t) / (1 - beta1**t)
-                m.add_(m_change)
-                v.add_(v_change)
-                update = m.div_(v.sqrt_().add_(eps)).mul_(-step_size)
+                if self._compiled is not None:
+                    size = torch.tensor(step_size, dtype=p.dtype, device=p.device)
+                    args = (beta1, beta2, eps, size, 1.0 - lr * decay)
+                    self._compiled(
+                        p, state["exp_avg"], state["exp_avg_sq"], rows, _unaliased(values), *args
+                    )
+                    continue
+                m, v, change = self._workspace(p, rows.numel())
+                # Rows are unique after coalesce, so adding each row's change writes its new value;
+                # index_add_ measured faster than index_copy_ / index_put_ on CPU at 11k rows.
+                torch.index_select(state["exp_avg"], 0, rows, out=m)
+                torch.sub(values, m, out=change).mul_(1 - beta1)
+                state["exp_avg"].index_add_(0, rows, change)
+                m.add_(change)
+                torch.index_select(state["exp_avg_sq"], 0, rows, out=v)
+                torch.mul(values, values, out=change).sub_(v).mul_(1 - beta2)
+                state["exp_avg_sq"].index_add_(0, rows, change)
+                update = m.div_(v.add_(change).sqrt_().add_(eps)).mul_(-step_size)
                 if decay:
-                    update.add_(p.index_select(0, rows), alpha=-lr * decay)
-                p.index_add_(0, rows, update)
+                    update.add_(torch.index_select(p, 0, rows, out=change), alpha=-lr * decay)
+                p.index_add_(0, rows, update)  # (index_add_'s alpha is a slower path on CPU)
         return loss
+
+    def _workspace(self, p: torch.Tensor, rows: int) -> tuple[torch.Tensor, ...]:
+        """Three [rows, dim] scratch blocks, kept between steps (not in the state dict).
+
+        Fresh multi-MB temporaries each step are mmapped and page-faulted by glibc's allocator
+        anew; reusing them halved the update's time on Amazon-Beauty-sized tables.
+        """
+        width = p.shape[1:]
+        buffer = self._buffers.get(p)
+        if buffer is None or buffer.shape[1] < rows:  # grown with headroom: batches vary
+            capacity = max(rows + rows // 4, 1)
+            buffer = torch.empty((3, capacity, *width), dtype=p.dtype, device=p.device)
+            self._buffers[p] = buffer
+        return tuple(buffer[i, :rows] for i in range(3))
 
 
 class SparseDenseAdam(torch.optim.Optimizer):
@@ -102,6 +143,7 @@ class SparseDenseAdam(torch.optim.Optimizer):
 
     lr, betas, eps apply to both. weight_decay is decoupled (AdamW): every step on the dense
     parameters, on a table row when a batch touches it (so rows no batch uses keep their values).
+    compile: the tables' row update through `torch.compile` (RowSparseAdam's `compile`).
     """
 
     def __init__(
@@ -113,12 +155,20 @@ class SparseDenseAdam(torch.optim.Optimizer):
         eps: float = 1e-8,
         weight_decay: float = 0.0,
         fused: bool | None = None,
+        compile: bool = False,
     ):
         sparse_params, dense_params = list(sparse_params), list(dense_params)
         self.inner: list[torch.optim.Optimizer] = []
         if sparse_params:
             self.inner.append(
-                RowSparseAdam(sparse_params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
+                RowSparseAdam(
+                    sparse_params,
+                    lr=lr,
+                    betas=betas,
+                    eps=eps,
+                    weight_decay=weight_decay,
+                    compile=compile,
+                )
             )
         if dense_params:
             on_cuda = all(p.is_cuda for p in dense_params)
@@ -167,7 +217,9 @@ class SparseDenseAdam(torch.optim.Optimizer):
             opt.load_state_dict(sd)
 
 
-def sparse_dense_adam(params: Iterable, module: nn.Module, **kwargs) -> SparseDenseAdam:
+def sparse_dense_adam(
+    params: Iterable, module: nn.Module, compile: bool = False, **kwargs
+) -> SparseDenseAdam:
     """Factory used from config (`_partial_: true`): splits `module`'s parameters itself."""
     sparse, dense = split_sparse_parameters(module)
-    return SparseDenseAdam(sparse, dense, **kwargs)
+    return SparseDenseAdam(sparse, dense, compile=compile, **kwargs)

@@ -15,6 +15,7 @@ from torch import Tensor, nn
 from recsys.metrics.classification import binary_auc
 from recsys.metrics.evaluate import rank_batch
 from recsys.metrics.ranking import METRIC_NAMES, RankingAccumulator
+from recsys.models.compiling import CompiledOrEager
 
 
 def squared_norm(x: Tensor) -> Tensor:
@@ -41,6 +42,7 @@ class RetrievalModule(pl.LightningModule):
         retrieval_weight: float = 1.0,
         propensity_weight: float = 0.0,
         gradient_clip_val: float | None = None,
+        compile: bool = False,
     ):
         super().__init__()
         self.automatic_optimization = False  # see the class docstring; steps in training_step
@@ -53,6 +55,9 @@ class RetrievalModule(pl.LightningModule):
         self.retrieval_weight, self.propensity_weight = retrieval_weight, propensity_weight
         # Gradient-norm clipping here: trainer.gradient_clip_val applies to automatic optimisation only.
         self.gradient_clip_val = gradient_clip_val
+        # torch.compile of the loss (embeddings -> terms) and of optimizers that take `compile`.
+        self.compile = compile
+        self._loss_terms: Callable[..., dict[str, Tensor]] | None = None
         self.per_user_results: dict[str, Tensor] = {}
         self._acc: RankingAccumulator | None = None
         self._tracked: dict[str, Tensor] = {}
@@ -77,29 +82,47 @@ class RetrievalModule(pl.LightningModule):
         negatives = batch.get("negatives")  # absent when data.loader.num_negatives=0
         if negatives is None or not getattr(self.loss_fn, "uses_negatives", True):
             negatives = items.new_zeros((items.shape[0], 0))  # in-batch only: skip embedding them
-        b, n = negatives.shape
         user = self.scorer.user_embedding(users)  # (B, D)
         both = self.scorer.item_embedding(torch.cat([items, negatives.reshape(-1)]))  # (B + B*N, D)
+        terms = self._terms_function()(user, both, items, negatives)
+        loss = self.retrieval_weight * terms["train/loss_retrieval"]
+        if self.propensity_weight > 0:
+            positive = both[: items.shape[0]]
+            terms["train/loss_propensity"] = bce = self._propensity_loss(batch, user, positive)
+            loss = loss + self.propensity_weight * bce
+        if "train/loss_l2" in terms:
+            loss = loss + terms["train/loss_l2"]
+        terms["train/loss"] = loss
+        for name, value in terms.items():
+            self.track(name, value)
+        return loss
+
+    def retrieval_terms(
+        self, user: Tensor, both: Tensor, items: Tensor, negatives: Tensor
+    ) -> dict[str, Tensor]:
+        """The loss on the batch's embeddings, its logged parts, and the row L2 (when on)."""
+        b, n = negatives.shape
         # split, not slicing: its backward is one concatenation, not a zero-filled copy per slice.
         positive, negative = both.split([b, b * n])
         negative = negative.view(b, n, both.shape[-1])
-        loss = self.loss_fn(user, positive, negative, items, negatives)
-        self.track("train/loss_retrieval", loss)
+        terms = {"train/loss_retrieval": self.loss_fn(user, positive, negative, items, negatives)}
         # Losses that expose their terms (InBatchSoftmaxLoss.parts) get them logged as epoch means.
         for name, value in getattr(self.loss_fn, "parts", {}).items():
-            self.track(f"train/{name}", value)
-        loss = self.retrieval_weight * loss
-        if self.propensity_weight > 0:
-            bce = self._propensity_loss(batch, user, positive)
-            self.track("train/loss_propensity", bce)
-            loss = loss + self.propensity_weight * bce
+            terms[f"train/{name}"] = value
         if self.embedding_l2 > 0:
             # L2 on the rows used in this batch only: the usual BPR regulariser, also right for sparse updates.
-            reg = self.embedding_l2 * (squared_norm(user) + squared_norm(both)) / b
-            self.track("train/loss_l2", reg)
-            loss = loss + reg
-        self.track("train/loss", loss)
-        return loss
+            terms["train/loss_l2"] = (
+                self.embedding_l2 * (squared_norm(user) + squared_norm(both)) / b
+            )
+        return terms
+
+    def _terms_function(self) -> Callable[..., dict[str, Tensor]]:
+        """`retrieval_terms`, compiled once when `compile` is on (one fused forward and backward)."""
+        if not self.compile:
+            return self.retrieval_terms
+        if self._loss_terms is None:
+            self._loss_terms = CompiledOrEager(self.retrieval_terms, "the training loss")
+        return self._loss_terms
 
     def _propensity_loss(self, batch: dict[str, Tensor], user: Tensor, item: Tensor) -> Tensor:
         """BCE of the propensity head on the batch rows' 0/1 labels (exposed, converted or not)."""
@@ -247,6 +270,8 @@ class RetrievalModule(pl.LightningModule):
         keywords = getattr(factory, "keywords", {})
         if self.device.type == "cuda" and "fused" in accepted and "fused" not in keywords:
             extra["fused"] = True  # one kernel for the whole update instead of one per tensor
+        if self.compile and "compile" in accepted and "compile" not in keywords:
+            extra["compile"] = True  # e.g. RowSparseAdam's row update
         optimizer = factory(params=self.parameters(), **extra)
         if self.scheduler_factory is None:
             return optimizer
