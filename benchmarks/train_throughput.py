@@ -10,7 +10,7 @@ same batch size and thread count; only the input pipeline and the optimizer diff
     tutorials do (benchmarks/tutorial_features.py), while `tutorial` passes ids only;
 (b) bare: index slices of a permutation, negatives from `torch.randint`, no Lightning, with the
     optimizer recsys builds from the config (Adam for MF, AdamW for two-tower, lazy Adam on the
-    tables for `*_sparse`);
+    tables for `*_sparse`) and the module's `compile` setting (the tutorial always runs eager);
 (c) recsys: `InteractionDataModule` + `RetrievalModule` through `pl.Trainer`, validation off, with
     the data config's loader settings (`steps_per_batch` included).
 Each measurement runs in a fresh process: in one long process a loop's speed depended on what ran
@@ -45,9 +45,11 @@ from recsys.callbacks import EpochTimer
 from recsys.models.factory import build_loss, build_scorer
 from recsys.models.retrieval import RetrievalModule
 
+SPARSE_BPR = ["model=mf", "model.loss=bpr", "optimizer=sparse_adam"]
 VARIANTS = {  # name -> config overrides
     "mf_bpr": ["model=mf", "model.loss=bpr"],
-    "mf_bpr_sparse": ["model=mf", "model.loss=bpr", "optimizer=sparse_adam"],
+    "mf_bpr_sparse": SPARSE_BPR,
+    "mf_bpr_sparse_compiled": [*SPARSE_BPR, "model.module.compile=true"],
     "mf_softmax": ["model=mf", "model.loss=softmax"],
     "two_tower": ["model=two_tower"],
     "two_tower_sparse": ["model=two_tower", "optimizer=sparse_adam"],
@@ -70,13 +72,16 @@ class TripletDataset(Dataset):
         return self.users[i], self.items[i], torch.tensor(negatives)
 
 
-def build_module(cfg, dm, dense: bool = False) -> RetrievalModule:
-    """The configured RetrievalModule; `dense` forces dense gradients (for a dense optimizer)."""
-    scorer_cfg = cfg.model.scorer
-    if dense and "sparse" in scorer_cfg:
-        scorer_cfg = OmegaConf.merge(scorer_cfg, {"sparse": False})
+def build_module(cfg, dm, tutorial: bool = False) -> RetrievalModule:
+    """The configured RetrievalModule; `tutorial`: as a tutorial has it, with dense gradients (for
+    its dense Adam) and no torch.compile."""
+    scorer_cfg, module_cfg = cfg.model.scorer, cfg.model.module
+    if tutorial:
+        if "sparse" in scorer_cfg:
+            scorer_cfg = OmegaConf.merge(scorer_cfg, {"sparse": False})
+        module_cfg = OmegaConf.merge(module_cfg, {"compile": False})
     scorer, loss = build_scorer(scorer_cfg, dm.load()), build_loss(cfg.model, dm)
-    return instantiate(cfg.model.module, scorer=scorer, loss=loss, _convert_="all")
+    return instantiate(module_cfg, scorer=scorer, loss=loss, _convert_="all")
 
 
 def train_step(module: RetrievalModule, optimizer, batch: dict[str, torch.Tensor]) -> None:
@@ -113,7 +118,7 @@ def timed_steps(step, batches, seconds: float, device: torch.device, warmup: int
 def tutorial(cfg, dm, seconds: float, device: torch.device) -> float:
     """Always dense Adam, as tutorials do (so the scorer is built with dense gradients)."""
     data = dm.load()
-    module = build_module(cfg, dm, dense=True).to(device)
+    module = build_module(cfg, dm, tutorial=True).to(device)
     optimizer = torch.optim.Adam(module.parameters(), lr=1e-3)
     ds = TripletDataset(data.train.users, data.train.items, data.num_items, dm.num_negatives)
     loader = DataLoader(ds, batch_size=dm.batch_size, shuffle=True)
@@ -135,7 +140,7 @@ def tutorial_features(cfg, dm, seconds: float, device: torch.device) -> float | 
     has_features = bool(data.user_features) or bool(data.item_features)
     if cfg.model.name != "two_tower" or not has_features or device.type != "cpu":
         return None
-    module = build_module(cfg, dm, dense=True)  # dense gradients for the tutorial's Adam
+    module = build_module(cfg, dm, tutorial=True)  # dense gradients for the tutorial's Adam
     optimizer = torch.optim.Adam(module.parameters(), lr=1e-3)
     run_epoch, rows = feature_tutorial_epoch_fn(
         module.scorer, module.loss_fn, optimizer, data, dm.batch_size, module.embedding_l2

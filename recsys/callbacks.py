@@ -19,7 +19,8 @@ class EpochTimer(pl.Callback):
     def __init__(self) -> None:
         self.epoch_seconds: list[float] = []
         self.rows_per_epoch = 0
-        self._start = 0.0
+        self._start: float | None = None  # None while the clock is paused (validation)
+        self._seconds: float | None = None  # training seconds of the epoch so far
 
     def _sync(self, pl_module: pl.LightningModule) -> None:
         if pl_module.device.type == "cuda":
@@ -27,11 +28,25 @@ class EpochTimer(pl.Callback):
 
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._sync(pl_module)
-        self._start = time.perf_counter()
+        self._seconds, self._start = 0.0, time.perf_counter()
+
+    # Lightning validates inside the training epoch (before on_train_epoch_end): pause the clock.
+    def on_validation_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self._start is not None:
+            self._sync(pl_module)
+            self._seconds += time.perf_counter() - self._start
+            self._start = None
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self._seconds is not None:  # inside a training epoch (not the sanity check)
+            self._start = time.perf_counter()
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._sync(pl_module)
-        seconds = time.perf_counter() - self._start
+        seconds = self._seconds
+        if self._start is not None:
+            seconds += time.perf_counter() - self._start
+        self._seconds, self._start = None, None
         self.epoch_seconds.append(seconds)
         self.rows_per_epoch = getattr(trainer.train_dataloader, "num_rows", 0)
         pl_module.log("time/train_epoch_s", seconds, on_step=False, on_epoch=True)

@@ -144,3 +144,22 @@ def test_ml100k_mf_reaches_published_quality(tmp_path):
     metrics, _ = train(cfg)
     assert metrics["test/ndcg@10"] >= 0.50
     assert metrics["popularity/test/ndcg@10"] == pytest.approx(0.325, abs=0.01)
+
+
+def test_epoch_timer_leaves_out_validation(monkeypatch):
+    """Lightning validates inside the training epoch; time/train_rows_per_s must not count it."""
+    from types import SimpleNamespace
+
+    import recsys.callbacks as callbacks
+
+    clock = iter([0.0, 2.0, 12.0, 13.0])  # epoch start, validation start / end, epoch end
+    monkeypatch.setattr(callbacks.time, "perf_counter", lambda: next(clock))
+    timer = callbacks.EpochTimer()
+    trainer = SimpleNamespace(train_dataloader=SimpleNamespace(num_rows=600))
+    module = SimpleNamespace(device=SimpleNamespace(type="cpu"), log=lambda *a, **k: None)
+    timer.on_train_epoch_start(trainer, module)
+    timer.on_validation_start(trainer, module)
+    timer.on_validation_end(trainer, module)
+    timer.on_train_epoch_end(trainer, module)
+    assert timer.epoch_seconds == [3.0]  # 2 s before validation + 1 s after it
+    assert timer.summary()["time/train_rows_per_s"] == 200.0

@@ -23,7 +23,8 @@ def mask_accidental_hits(
     """
     b = pos_items.shape[0]
     hit = pos_items[:, None] == cand_items[None, :]  # (B, C)
-    hit[:, :b].diagonal().fill_(False)  # (not fill_diagonal_: an as_strided view, which compile refuses)
+    # diagonal().fill_, not fill_diagonal_: the latter is an as_strided view that compile refuses.
+    hit[:, :b].diagonal().fill_(False)
     if bias is None:
         bias = torch.zeros((), device=cand_items.device)
     # One pass writes the (B, C) bias (expand + masked_fill is a copy and a fill); count_nonzero
