@@ -101,7 +101,8 @@ class RowSparseAdam(torch.optim.Optimizer):
                 t = state["step"]
                 step_size = lr * math.sqrt(1 - beta2**t) / (1 - beta1**t)
                 if self._compiled is not None:
-                    size = torch.tensor(step_size, dtype=p.dtype, device=p.device)
+                    # A 0-d CPU tensor: no host-to-device copy per step, no recompile per value.
+                    size = torch.tensor(step_size, dtype=p.dtype)
                     args = (beta1, beta2, eps, size, 1.0 - lr * decay)
                     self._compiled(
                         p, state["exp_avg"], state["exp_avg_sq"], rows, _unaliased(values), *args
@@ -127,7 +128,8 @@ class RowSparseAdam(torch.optim.Optimizer):
         """Three [rows, dim] scratch blocks, kept between steps (not in the state dict).
 
         Fresh multi-MB temporaries each step are mmapped and page-faulted by glibc's allocator
-        anew; reusing them halved the update's time on Amazon-Beauty-sized tables.
+        anew; reusing them about halved the update's time on Amazon-Beauty-sized tables (a one-off
+        microbenchmark; benchmarks/sparse_optim.py has the step times).
         """
         width = p.shape[1:]
         buffer = self._buffers.get(p)
