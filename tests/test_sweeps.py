@@ -167,14 +167,16 @@ def test_device_slots_are_exclusive_and_prefer_job_modulo(tmp_path):
         assert slot == 2  # 6 mod 4
         with claim_slot(tmp_path, 4, job_num=2) as other:  # job 2 also prefers 2: it is taken
             assert other == 3
-    released = threading.Event()
+    released, holding = threading.Event(), threading.Event()
 
     def hold() -> None:
         with claim_slot(tmp_path, 1, job_num=0):
+            holding.set()
             released.wait(5)
 
     holder = threading.Thread(target=hold)
     holder.start()
+    assert holding.wait(5)  # the slot is held before the second trial asks (no start-up race)
     try:
         waiter_got = []
 
