@@ -56,7 +56,8 @@ class RetrievalModule(pl.LightningModule):
         # Gradient-norm clipping here: trainer.gradient_clip_val applies to automatic optimisation only.
         self.gradient_clip_val = gradient_clip_val
         # torch.compile of the loss (embeddings -> terms) and of optimizers that take `compile`.
-        self.compile = compile
+        # (Not `self.compile`: that would shadow nn.Module.compile().)
+        self.compile_training = compile
         self._loss_terms: Callable[..., dict[str, Tensor]] | None = None
         self.per_user_results: dict[str, Tensor] = {}
         self._acc: RankingAccumulator | None = None
@@ -118,7 +119,7 @@ class RetrievalModule(pl.LightningModule):
 
     def _terms_function(self) -> Callable[..., dict[str, Tensor]]:
         """`retrieval_terms`, compiled once when `compile` is on (one fused forward and backward)."""
-        if not self.compile:
+        if not self.compile_training:
             return self.retrieval_terms
         if self._loss_terms is None:
             self._loss_terms = CompiledOrEager(self.retrieval_terms, "the training loss")
@@ -270,7 +271,7 @@ class RetrievalModule(pl.LightningModule):
         keywords = getattr(factory, "keywords", {})
         if self.device.type == "cuda" and "fused" in accepted and "fused" not in keywords:
             extra["fused"] = True  # one kernel for the whole update instead of one per tensor
-        if self.compile and "compile" in accepted and "compile" not in keywords:
+        if self.compile_training and "compile" in accepted and "compile" not in keywords:
             extra["compile"] = True  # e.g. RowSparseAdam's row update
         optimizer = factory(params=self.parameters(), **extra)
         if self.scheduler_factory is None:
