@@ -6,31 +6,12 @@ neg_items (B, N)) -> scalar`, so the LightningModule never switches on a loss na
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-
-def mask_accidental_hits(
-    bias: Tensor | None, pos_items: Tensor, cand_items: Tensor
-) -> tuple[Tensor, Tensor]:
-    """(B, C) additive bias with -inf where candidate j is row i's own positive item (j != i: the
-    first B candidates are the batch's positives), and the mean number of such hits per row.
-
-    Folded into the gradient-free bias, the mask costs no backward pass over the (B, C) logits.
-    """
-    b = pos_items.shape[0]
-    hit = pos_items[:, None] == cand_items[None, :]  # (B, C)
-    # diagonal().fill_, not fill_diagonal_: the latter is an as_strided view that compile refuses.
-    hit[:, :b].diagonal().fill_(False)
-    if bias is None:
-        bias = torch.zeros((), device=cand_items.device)
-    # One pass writes the (B, C) bias (expand + masked_fill is a copy and a fill); count_nonzero
-    # counts the bool mask without sum's int64 copy of it.
-    masked = torch.where(hit, -math.inf, bias)
-    return masked, torch.count_nonzero(hit).float() / b
+from recsys.models.scratch import ScratchBuffer
+from recsys.models.softmax_xent import shared_candidate_xent
 
 
 def row_scores(user: Tensor, candidates: Tensor) -> Tensor:
@@ -40,16 +21,6 @@ def row_scores(user: Tensor, candidates: Tensor) -> Tensor:
     (forward + backward) for the few negatives per row these losses see.
     """
     return (candidates * user.unsqueeze(1)).sum(-1)
-
-
-def biased_logits(user: Tensor, candidates: Tensor, bias: Tensor | None) -> Tensor:
-    """(B, C) float32 logits user @ candidates.T + bias: one fused addmm in fp32; under bf16
-    autocast the bias is added in fp32 after the low-precision matmul."""
-    if bias is None:
-        return (user @ candidates.T).float()
-    if user.dtype == torch.float32 and not torch.is_autocast_enabled(user.device.type):
-        return torch.addmm(bias, user, candidates.T)
-    return (user @ candidates.T).float() + bias
 
 
 class BPRLoss(nn.Module):
@@ -106,6 +77,7 @@ class SampledSoftmaxLoss(nn.Module):
         self.remove_accidental_hits = remove_accidental_hits
         self.register_buffer("in_batch_log_q", torch.zeros(0), persistent=False)
         self.register_buffer("negative_log_q", torch.zeros(0), persistent=False)
+        self._scratch = (ScratchBuffer(), ScratchBuffer())  # (B, C) logits and softmax, reused
 
     def prepare(self, item_counts: Tensor, negative_probs: Tensor | None = None) -> None:
         """Sampling probabilities from training counts: in-batch items appear in proportion to them."""
@@ -131,14 +103,13 @@ class SampledSoftmaxLoss(nn.Module):
         pos_items: Tensor,
         neg_items: Tensor,
     ) -> Tensor:
-        b = user.shape[0]
         candidates = torch.cat(
             [positive, negatives.reshape(-1, negatives.shape[-1])]
         )  # (B + B*N, D)
         cand_items = torch.cat([pos_items, neg_items.reshape(-1)])  # (B + B*N,)
         if self.temperature != 1.0:
             user = user / self.temperature  # (B, D): cheaper than dividing the (B, C) logits
-        bias = None  # additive (C,) or (B, C) correction without gradient, as in InBatchSoftmaxLoss
+        bias = None  # additive (C,) correction without gradient, as in InBatchSoftmaxLoss
         if self.logq_correction:
             if self.in_batch_log_q.numel() == 0:
                 raise RuntimeError(
@@ -147,11 +118,16 @@ class SampledSoftmaxLoss(nn.Module):
             bias = -torch.cat(
                 [self.in_batch_log_q[pos_items], self.negative_log_q[neg_items.reshape(-1)]]
             )
-        if self.remove_accidental_hits:
-            bias, _ = mask_accidental_hits(bias, pos_items, cand_items)
-        logits = biased_logits(user, candidates, bias)  # (B, B + B*N)
-        target = torch.arange(b, device=user.device)
-        return F.cross_entropy(logits, target)
+        loss, _ = shared_candidate_xent(
+            user,
+            candidates,
+            bias,
+            pos_items,
+            cand_items,
+            self.remove_accidental_hits,
+            self._scratch,
+        )  # (B, B + B*N) logits, never kept for the backward
+        return loss
 
 
 LOGQ_MODES = ("counts", "streaming", "none")
@@ -208,6 +184,7 @@ class InBatchSoftmaxLoss(nn.Module):
         self.register_buffer("copies", torch.zeros(0))  # (I,) estimated copies per batch holding it
         self.register_buffer("step", torch.zeros((), dtype=torch.float64))
         self.parts: dict[str, Tensor] = {}
+        self._scratch = (ScratchBuffer(), ScratchBuffer())  # (B, C) logits and softmax, reused
 
     @property
     def uses_negatives(self) -> bool:
@@ -266,23 +243,19 @@ class InBatchSoftmaxLoss(nn.Module):
             cand_items = torch.cat([pos_items, neg_items.reshape(-1)])
         if self.temperature != 1.0:
             user = user / self.temperature  # (B, D): cheaper than dividing (B, C) logits
-        # logQ and masking form one additive bias without gradient: a single add on the logits
-        # (fused into the matmul in fp32) instead of a subtract and a masked fill, each with its own
-        # backward pass over the (B, C) matrix.
-        bias = self._log_q_bias(cand_items, b, n_mixed)  # (C,) or None
-        hits_per_row = torch.zeros((), device=user.device)
-        if self.remove_accidental_hits:
-            bias, hits_per_row = mask_accidental_hits(bias, pos_items, cand_items)
-        logits = biased_logits(user, candidates, bias)  # (B, C)
-        # Column i is row i's own positive: cross-entropy = logsumexp(row) - logit(i, i).
-        per_row = F.cross_entropy(logits, torch.arange(b, device=user.device), reduction="none")
-        pos = logits.diagonal().detach()
-        self.parts = {
-            "loss_logsumexp": (per_row.detach() + pos).mean(),
-            "loss_positive_logit": pos.mean(),
-            "accidental_hits_per_row": hits_per_row.detach(),
-        }
-        return per_row.mean()
+        bias = self._log_q_bias(cand_items, b, n_mixed)  # (C,) or None, no gradient
+        # Fused: the (B, C) logits are masked, softmaxed and turned into gradients in the forward.
+        loss, parts = shared_candidate_xent(
+            user,
+            candidates,
+            bias,
+            pos_items,
+            cand_items,
+            self.remove_accidental_hits,
+            self._scratch,
+        )
+        self.parts = parts
+        return loss
 
     def _log_q_bias(self, cand_items: Tensor, batch_size: int, n_mixed: int) -> Tensor | None:
         """-log Q_j of each candidate (C,), or None without correction (see the class docstring)."""

@@ -17,6 +17,7 @@ from torch import nn
 
 from recsys.models.compiling import CompiledOrEager
 from recsys.models.row_update import lazy_adam_rows
+from recsys.models.scratch import ScratchBuffer
 
 
 def split_sparse_parameters(module: nn.Module) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
@@ -70,7 +71,7 @@ class RowSparseAdam(torch.optim.Optimizer):
         super().__init__(
             params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay)
         )
-        self._buffers: dict[torch.Tensor, torch.Tensor] = {}
+        self._buffers: dict[torch.Tensor, ScratchBuffer] = {}
         self._compiled = (
             CompiledOrEager(lazy_adam_rows, "the sparse row update", dynamic=True)
             if compile
@@ -125,19 +126,10 @@ class RowSparseAdam(torch.optim.Optimizer):
         return loss
 
     def _workspace(self, p: torch.Tensor, rows: int) -> tuple[torch.Tensor, ...]:
-        """Three [rows, dim] scratch blocks, kept between steps (not in the state dict).
-
-        Fresh multi-MB temporaries each step are mmapped and page-faulted by glibc's allocator
-        anew; reusing them about halved the update's time on Amazon-Beauty-sized tables (a one-off
-        microbenchmark; benchmarks/sparse_optim.py has the step times).
-        """
-        width = p.shape[1:]
-        buffer = self._buffers.get(p)
-        if buffer is None or buffer.shape[1] < rows:  # grown with headroom: batches vary
-            capacity = max(rows + rows // 4, 1)
-            buffer = torch.empty((3, capacity, *width), dtype=p.dtype, device=p.device)
-            self._buffers[p] = buffer
-        return tuple(buffer[i, :rows] for i in range(3))
+        """Three [rows, dim] scratch blocks, kept between steps (not in the state dict): reused,
+        they about halved the update's time on Amazon-Beauty-sized tables (see ScratchBuffer)."""
+        scratch = self._buffers.setdefault(p, ScratchBuffer())
+        return tuple(scratch.take((3, rows, *p.shape[1:]), p.dtype, p.device).unbind(0))
 
 
 class SparseDenseAdam(torch.optim.Optimizer):
