@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GPU figures of the README in one go: training throughput, evaluation speed, scaling,
+# The GPU figures of the README in one go: training throughput, the fused loss, evaluation speed, scaling,
 # a bf16 GPU run exported on CPU, and a 4-trial sweep. Usage: bash benchmarks/gpu_suite.sh [OUT_DIR]
 # Needs a CUDA GPU and RECSYS_DATA_DIR with ml-100k/ and amazon-beauty/.
 set -uo pipefail
@@ -14,6 +14,8 @@ python -m benchmarks.train_throughput --device cuda --data ml100k beauty --skip-
 python -m benchmarks.train_throughput --device cuda --data ml100k beauty --skip-tutorial \
   --variants mf_softmax two_tower two_tower_sparse --batch-size 8192 2>&1 | grep -E '^\{|skipping' \
   | tee -a "$out/throughput_gpu.log"
+python -m benchmarks.loss_speed --device cuda --sizes 1024x1024 8192x8192 16384x16384 2>&1 \
+  | grep -E '^\{' | tee "$out/loss_speed_gpu.log"
 python -m benchmarks.eval_speed --device cuda --data ml100k beauty synthetic_1m 2>&1 \
   | grep -E '^\{|skipping' | tee "$out/eval_gpu.log"
 python -m benchmarks.scaling --device cuda --sizes 1e6 5e6 2e7 5e7 --batch-size 65536 2>&1 \
