@@ -46,7 +46,9 @@ def synthetic_log(n: int, seed: int = 0):
     )
 
 
-def child(n: int, model: str, device: str, max_steps: int | None, batch_size: int) -> None:
+def child(
+    n: int, model: str, device: str, max_steps: int | None, batch_size: int, overrides: list[str]
+) -> None:
     """Runs in a subprocess: one size, one model; prints a JSON line."""
     import pytorch_lightning as pl
     from hydra.utils import instantiate
@@ -56,7 +58,7 @@ def child(n: int, model: str, device: str, max_steps: int | None, batch_size: in
     from recsys.memory import estimate_training_memory
     from recsys.models.factory import build_loss, build_scorer
 
-    cfg = compose_config([*MODELS[model], f"data.loader.batch_size={batch_size}"])
+    cfg = compose_config([*MODELS[model], f"data.loader.batch_size={batch_size}", *overrides])
     data = synthetic_log(n)
     loader = cfg.data.loader
     dm = InteractionDataModule(
@@ -129,6 +131,9 @@ def main() -> None:
         help="time this many steps and extrapolate: N for every model, or MODEL=N each",
     )  # fmt: skip
     parser.add_argument("--child", nargs=2, metavar=("N", "MODEL"), help=argparse.SUPPRESS)
+    parser.add_argument(
+        "overrides", nargs="*", help="config overrides for every run, e.g. model.module.compile=true"
+    )
     args = parser.parse_args()
     max_steps = {}
     for item in args.max_steps or []:
@@ -136,13 +141,13 @@ def main() -> None:
         max_steps.update({m: int(n) for m in ([model] if model else MODELS)})
     if args.child:
         n, model = int(float(args.child[0])), args.child[1]
-        child(n, model, args.device, max_steps.get(model), args.batch_size)
+        child(n, model, args.device, max_steps.get(model), args.batch_size, args.overrides)
         return
     rows = []
     for model in args.models:
         for n in args.sizes:
             cmd = [sys.executable, "-m", "benchmarks.scaling", "--child", str(int(n)), model, "--device", args.device,
-                   "--batch-size", str(args.batch_size)] + (["--max-steps", f"{model}={max_steps[model]}"] if model in max_steps else [])  # fmt: skip
+                   "--batch-size", str(args.batch_size), *args.overrides] + (["--max-steps", f"{model}={max_steps[model]}"] if model in max_steps else [])  # fmt: skip
             proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
             lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
             if proc.returncode != 0 or not lines:
@@ -164,7 +169,7 @@ def main() -> None:
     print("log-log exponent of epoch time vs interactions:", json.dumps(fits))
     device = args.device
     out = {"date": str(date.today()), "device": torch.cuda.get_device_name() if device == "cuda" else "cpu",
-           "rows": rows, "loglog_exponent": fits}  # fmt: skip
+           "overrides": args.overrides, "rows": rows, "loglog_exponent": fits}  # fmt: skip
     results_path(f"scaling_{device}.json").write_text(json.dumps(out, indent=2) + "\n")
     if rows:
         plot(rows, results_path(f"scaling_{device}.png"))
