@@ -132,7 +132,9 @@ def main() -> None:
     )  # fmt: skip
     parser.add_argument("--child", nargs=2, metavar=("N", "MODEL"), help=argparse.SUPPRESS)
     parser.add_argument(
-        "overrides", nargs="*", help="config overrides for every run, e.g. model.module.compile=true"
+        "overrides",
+        nargs="*",
+        help="config overrides for every run, e.g. model.module.compile=true",
     )
     args = parser.parse_args()
     max_steps = {}
