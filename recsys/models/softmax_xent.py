@@ -78,7 +78,9 @@ def mask_accidental_hits_(
 
     from_sort: find the hits with `accidental_hit_pairs` (default on CPU) or the dense mask.
     """
-    if from_sort if from_sort is not None else logits.device.type == "cpu":
+    if from_sort is None:
+        from_sort = logits.device.type == "cpu"
+    if from_sort:
         rows, cols = accidental_hit_pairs(pos_items, cand_items)
         logits.index_put_((rows, cols), torch.tensor(-math.inf, dtype=logits.dtype))
         return torch.tensor(float(rows.numel()))
