@@ -59,6 +59,8 @@ class RowSparseAdam(torch.optim.Optimizer):
     loop instead of a kernel per operation; equal to the eager update up to float rounding.
     """
 
+    chunk_bytes = 1536 * 1024  # the eager update's three temporaries per chunk of rows (CPU)
+
     def __init__(
         self,
         params,
@@ -109,21 +111,45 @@ class RowSparseAdam(torch.optim.Optimizer):
                         p, state["exp_avg"], state["exp_avg_sq"], rows, _unaliased(values), *args
                     )
                     continue
-                m, v, change = self._workspace(p, rows.numel())
-                # Rows are unique after coalesce, so adding each row's change writes its new value;
-                # index_add_ measured faster than index_copy_ / index_put_ on CPU at 11k rows.
-                torch.index_select(state["exp_avg"], 0, rows, out=m)
-                torch.sub(values, m, out=change).mul_(1 - beta1)
-                state["exp_avg"].index_add_(0, rows, change)
-                m.add_(change)
-                torch.index_select(state["exp_avg_sq"], 0, rows, out=v)
-                torch.mul(values, values, out=change).sub_(v).mul_(1 - beta2)
-                state["exp_avg_sq"].index_add_(0, rows, change)
-                update = m.div_(v.add_(change).sqrt_().add_(eps)).mul_(-step_size)
-                if decay:
-                    update.add_(torch.index_select(p, 0, rows, out=change), alpha=-lr * decay)
-                p.index_add_(0, rows, update)  # (index_add_'s alpha is a slower path on CPU)
+                chunk = self._chunk_rows(p)
+                for start in range(0, rows.numel(), chunk):
+                    self._update_rows(
+                        p,
+                        state,
+                        rows[start : start + chunk],
+                        values[start : start + chunk],
+                        (beta1, beta2, eps, step_size, lr * decay),
+                    )
         return loss
+
+    def _chunk_rows(self, p: torch.Tensor) -> int:
+        """Rows updated at a time: on CPU, few enough that the temporaries stay in a core's L2 cache
+        (otherwise each elementwise pass over, say, 30k touched rows streams from L3: one core took
+        16 ms for them, 11.6 ms in chunks, bit-identical); on GPUs, all of them in one go."""
+        if p.device.type != "cpu":
+            return 2**62
+        row_bytes = p[0].numel() * p.element_size()
+        return max(1, self.chunk_bytes // (3 * row_bytes))
+
+    def _update_rows(
+        self, p: torch.Tensor, state: dict, rows: torch.Tensor, values: torch.Tensor, hyper: tuple
+    ) -> None:
+        """Lazy Adam on `rows` (unique) of p and its moments, with their summed gradients `values`."""
+        beta1, beta2, eps, step_size, decay = hyper
+        m, v, change = self._workspace(p, rows.numel())
+        # Rows are unique after coalesce, so adding each row's change writes its new value;
+        # index_add_ measured faster than index_copy_ / index_put_ on CPU at 11k rows.
+        torch.index_select(state["exp_avg"], 0, rows, out=m)
+        torch.sub(values, m, out=change).mul_(1 - beta1)
+        state["exp_avg"].index_add_(0, rows, change)
+        m.add_(change)
+        torch.index_select(state["exp_avg_sq"], 0, rows, out=v)
+        torch.mul(values, values, out=change).sub_(v).mul_(1 - beta2)
+        state["exp_avg_sq"].index_add_(0, rows, change)
+        update = m.div_(v.add_(change).sqrt_().add_(eps)).mul_(-step_size)
+        if decay:
+            update.add_(torch.index_select(p, 0, rows, out=change), alpha=-decay)
+        p.index_add_(0, rows, update)  # (index_add_'s alpha is a slower path on CPU)
 
     def _workspace(self, p: torch.Tensor, rows: int) -> tuple[torch.Tensor, ...]:
         """Three [rows, dim] scratch blocks, kept between steps (not in the state dict): reused,
