@@ -13,6 +13,7 @@ import pytorch_lightning as pl
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from recsys.allocator import retain_freed_memory
 from recsys.callbacks import EpochTimer
 from recsys.cold_start_eval import cold_start_metrics
 from recsys.data.datamodule import InteractionDataModule, build_datamodule
@@ -119,6 +120,8 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
     started = time.time()
     out = Path(cfg.paths.output_dir)
     pl.seed_everything(cfg.seed, workers=True)
+    if cfg.get("retain_freed_memory", True):
+        retain_freed_memory()
     if cfg.get("matmul_precision"):
         torch.set_float32_matmul_precision(cfg.matmul_precision)
 
