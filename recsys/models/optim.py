@@ -17,6 +17,7 @@ from torch import nn
 
 from recsys.models.compiling import CompiledOrEager
 from recsys.models.row_update import lazy_adam_rows
+from recsys.models.rowwise_adagrad import RowWiseAdagrad
 from recsys.models.scratch import ScratchBuffer
 
 
@@ -158,12 +159,34 @@ class RowSparseAdam(torch.optim.Optimizer):
         return tuple(scratch.take((3, rows, *p.shape[1:]), p.dtype, p.device).unbind(0))
 
 
+def table_optimizer_for(
+    tables: list[nn.Parameter],
+    name: str,
+    lr: float,
+    betas,
+    eps: float,
+    weight_decay: float,
+    compile: bool,
+) -> torch.optim.Optimizer:
+    """The sparse embedding tables' optimizer, by config name (SparseDenseAdam's table_optimizer)."""
+    if name == "adam":
+        return RowSparseAdam(
+            tables, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, compile=compile
+        )
+    if name == "rowwise_adagrad":  # its tables are regularised by the module's embedding_l2
+        return RowWiseAdagrad(tables, lr=lr, eps=eps)
+    raise ValueError(f"table_optimizer must be 'adam' or 'rowwise_adagrad', got {name!r}")
+
+
 class SparseDenseAdam(torch.optim.Optimizer):
     """Adam for dense parameters, lazy Adam (`RowSparseAdam`) for sparse embedding tables; one `step`.
 
     lr, betas, eps apply to both. weight_decay is decoupled (AdamW): every step on the dense
     parameters, on a table row when a batch touches it (so rows no batch uses keep their values).
     compile: the tables' row update through `torch.compile` (RowSparseAdam's `compile`).
+    table_optimizer: "adam" (lazy Adam, above) or "rowwise_adagrad" (`RowWiseAdagrad`: one
+    accumulator per row, for tables that outgrow the caches; its tables take no weight_decay,
+    the dense parameters still do). table_lr: the tables' step size (default: lr).
     """
 
     def __init__(
@@ -176,14 +199,17 @@ class SparseDenseAdam(torch.optim.Optimizer):
         weight_decay: float = 0.0,
         fused: bool | None = None,
         compile: bool = False,
+        table_optimizer: str = "adam",
+        table_lr: float | None = None,
     ):
         sparse_params, dense_params = list(sparse_params), list(dense_params)
         self.inner: list[torch.optim.Optimizer] = []
         if sparse_params:
             self.inner.append(
-                RowSparseAdam(
+                table_optimizer_for(
                     sparse_params,
-                    lr=lr,
+                    table_optimizer,
+                    lr=lr if table_lr is None else table_lr,
                     betas=betas,
                     eps=eps,
                     weight_decay=weight_decay,
