@@ -10,7 +10,7 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$out
 
 # MF at a GPU-sized batch; softmax losses at 8192 (their logits grow with the batch squared).
 python -m benchmarks.train_throughput --device cuda --data ml100k beauty --skip-tutorial \
-  --variants mf_bpr mf_bpr_sparse mf_bpr_sparse_compiled --batch-size 65536 2>&1 | grep -E '^\{|skipping' | tee "$out/throughput_gpu.log"
+  --variants mf_bpr mf_bpr_sparse mf_bpr_sparse_compiled mf_bpr_rowwise --batch-size 65536 2>&1 | grep -E '^\{|skipping' | tee "$out/throughput_gpu.log"
 python -m benchmarks.train_throughput --device cuda --data ml100k beauty --skip-tutorial \
   --variants mf_softmax two_tower two_tower_sparse --batch-size 8192 2>&1 | grep -E '^\{|skipping' \
   | tee -a "$out/throughput_gpu.log"

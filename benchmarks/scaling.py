@@ -1,6 +1,9 @@
 """Epoch time and peak memory as the log grows: 1M, 5M, 20M, 50M interactions, MF and two-tower.
 
-    python benchmarks/scaling.py --sizes 1e6 5e6 2e7 5e7 --models mf two_tower --device cpu
+    python -m benchmarks.scaling --device cpu --models mf mf_rowwise two_tower --max-steps two_tower=64
+
+Models: MF with lazy Adam on its tables (`optimizer=sparse_adam`), MF with row-wise Adagrad
+(`optimizer=rowwise_adagrad`), the two-tower with sparse id tables.
 
 Users and items grow with the log (users = n / 50, items = n / 500, Zipf-popular items). Each size
 runs in its own child process, so the host peak (RSS high-water mark) is that size's alone; on CUDA
@@ -26,6 +29,7 @@ from benchmarks.common import ROOT, compose_config, results_path
 
 MODELS = {
     "mf": ["model=mf", "optimizer=sparse_adam"],
+    "mf_rowwise": ["model=mf", "optimizer=rowwise_adagrad"],  # one accumulator per table row
     "two_tower": ["model=two_tower", "optimizer=sparse_adam"],  # id tables grow to 1M users
 }
 
@@ -53,12 +57,15 @@ def child(
     import pytorch_lightning as pl
     from hydra.utils import instantiate
 
+    from recsys.allocator import retain_freed_memory
     from recsys.callbacks import EpochTimer
     from recsys.data.datamodule import InteractionDataModule
     from recsys.memory import estimate_training_memory
     from recsys.models.factory import build_loss, build_scorer
 
     cfg = compose_config([*MODELS[model], f"data.loader.batch_size={batch_size}", *overrides])
+    if cfg.get("retain_freed_memory", True):  # as scripts/train.py does
+        retain_freed_memory()
     data = synthetic_log(n)
     loader = cfg.data.loader
     dm = InteractionDataModule(
@@ -171,7 +178,7 @@ def main() -> None:
     print("log-log exponent of epoch time vs interactions:", json.dumps(fits))
     device = args.device
     out = {"date": str(date.today()), "device": torch.cuda.get_device_name() if device == "cuda" else "cpu",
-           "overrides": args.overrides, "rows": rows, "loglog_exponent": fits}  # fmt: skip
+           "command": "python -m benchmarks.scaling " + " ".join(sys.argv[1:]), "overrides": args.overrides, "rows": rows, "loglog_exponent": fits}  # fmt: skip
     results_path(f"scaling_{device}.json").write_text(json.dumps(out, indent=2) + "\n")
     if rows:
         plot(rows, results_path(f"scaling_{device}.png"))
