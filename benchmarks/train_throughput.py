@@ -13,6 +13,9 @@ same batch size and thread count; only the input pipeline and the optimizer diff
     tables for `*_sparse`) and the module's `compile` setting (the tutorial always runs eager);
 (c) recsys: `InteractionDataModule` + `RetrievalModule` through `pl.Trainer`, validation off, with
     the data config's loader settings (`steps_per_batch` included).
+(b) and (c) keep freed host memory mapped as `scripts/train.py` does (`retain_freed_memory`,
+recsys/allocator.py), so recsys / bare compares frameworks, not allocators; the tutorial runs on
+glibc's defaults, as a hand-written script would.
 Each measurement runs in a fresh process: in one long process a loop's speed depended on what ran
 before it (the dense-Adam tutorial measured 2x faster after other Beauty runs, through glibc's
 allocator state). Steady state: 20 warm-up steps (recsys: a short warm-up fit), then `--seconds`
@@ -41,6 +44,7 @@ from omegaconf import OmegaConf
 from torch.utils.data import DataLoader, Dataset
 
 from benchmarks.common import DATASETS, load_datamodule, results_path
+from recsys.allocator import retain_freed_memory
 from recsys.callbacks import EpochTimer
 from recsys.models.factory import build_loss, build_scorer
 from recsys.models.retrieval import RetrievalModule
@@ -50,6 +54,7 @@ VARIANTS = {  # name -> config overrides
     "mf_bpr": ["model=mf", "model.loss=bpr"],
     "mf_bpr_sparse": SPARSE_BPR,
     "mf_bpr_sparse_compiled": [*SPARSE_BPR, "model.module.compile=true"],
+    "mf_bpr_rowwise": ["model=mf", "model.loss=bpr", "optimizer=rowwise_adagrad"],
     "mf_softmax": ["model=mf", "model.loss=softmax"],
     "two_tower": ["model=two_tower"],
     "two_tower_sparse": ["model=two_tower", "optimizer=sparse_adam"],
@@ -210,6 +215,8 @@ def measure(data_name: str, variant: str, loop: str, args) -> dict | None:
     cfg, dm = load_datamodule(data_name, overrides)
     if dm is None:
         return None
+    if loop in ("bare", "recsys") and cfg.get("retain_freed_memory", True):
+        retain_freed_memory()
     pl.seed_everything(0, verbose=False)
     run = {"tutorial": tutorial, "tutorial_features": tutorial_features, "bare": bare,
            "recsys": recsys_trainer}[loop]  # fmt: skip
