@@ -4,8 +4,9 @@ The optimizer of large-table recommenders (FBGEMM's `EXACT_ROWWISE_ADAGRAD`, Tor
 sharded tables): a row's accumulator adds the mean of its squared gradient, and the whole row steps
 by lr / (sqrt(accumulator) + eps). Lazy Adam reads and writes three [rows, dim] tables per touched
 row (weights and two moments); this touches the weights and a [rows] vector that stays in cache.
-Once the tables outgrow the CPU's caches that is the difference that counts: MF's epoch time grows
-with the log at slope 1.17 under lazy Adam and about linearly under this (README "Benchmarks").
+Once the tables outgrow the CPU's caches that is the difference that counts: from 1M to 50M
+interactions MF's epoch time grows with log-log slope 1.18 under lazy Adam and 1.02 under this
+(benchmarks/scaling.py, README "Benchmarks").
 """
 
 from __future__ import annotations
