@@ -2,10 +2,11 @@
 
 A training step frees multi-MB temporaries (embedding gradients, their sums, the coalesced
 gradient) that the next step allocates again. glibc hands blocks above its mmap threshold back to
-the OS and trims the heap's free top, so each step page-faults that memory back in: about 1,300
-faults per MF step at batch 8192 on the 2-core benchmark VM, and 10-25% of the step's time
-(README "Benchmarks"). Raising the mmap threshold to glibc's ceiling (32 MiB on 64-bit) and the
-trim threshold to 1 GiB keeps those blocks in the heap for reuse, as tcmalloc or jemalloc would.
+the OS and trims the heap's free top, so each step page-faults that memory back in (4,150 faults a
+step in tests/test_allocator.py's MF loop; MF at 50M interactions took 207 s an epoch before this,
+184-193 s after: README "Benchmarks"). Raising the mmap threshold to glibc's ceiling (32 MiB on
+64-bit) and the trim threshold to 1 GiB keeps those blocks in the heap for reuse, as tcmalloc or
+jemalloc would.
 
 Both are process-wide settings; the cost is that up to the trim threshold of freed memory stays
 resident instead of going back to the OS. Elsewhere (macOS, Windows, musl) this is a no-op.
