@@ -19,6 +19,7 @@ from recsys.models.compiling import CompiledOrEager
 from recsys.models.row_update import lazy_adam_rows
 from recsys.models.rowwise_adagrad import RowWiseAdagrad
 from recsys.models.scratch import ScratchBuffer
+from recsys.models.sparse_grads import coalesced_rows, loss_of
 
 
 def split_sparse_parameters(module: nn.Module) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
@@ -35,14 +36,6 @@ def _unaliased(t: torch.Tensor) -> torch.Tensor:
     return torch.empty(0, dtype=t.dtype, device=t.device).set_(
         t.untyped_storage(), t.storage_offset(), t.shape, t.stride()
     )
-
-
-def _loss_of(closure: Callable[[], torch.Tensor] | None) -> torch.Tensor | None:
-    """The optimizer-closure convention: re-evaluate the loss with gradients, when given one."""
-    if closure is None:
-        return None
-    with torch.enable_grad():
-        return closure()
 
 
 class RowSparseAdam(torch.optim.Optimizer):
@@ -83,19 +76,14 @@ class RowSparseAdam(torch.optim.Optimizer):
 
     @torch.no_grad()
     def step(self, closure: Callable[[], torch.Tensor] | None = None):
-        loss = _loss_of(closure)
+        loss = loss_of(closure)
         for group in self.param_groups:
             lr, (beta1, beta2), eps = group["lr"], group["betas"], group["eps"]
             decay = group.get("weight_decay", 0.0)  # absent in SparseAdam checkpoints
             for p in group["params"]:
                 if p.grad is None:
                     continue
-                if not p.grad.is_sparse:
-                    raise RuntimeError(
-                        "RowSparseAdam needs sparse gradients (nn.Embedding(sparse=True))"
-                    )
-                grad = p.grad.coalesce()  # duplicate rows summed, rows sorted
-                rows, values = grad.indices()[0], grad.values()
+                rows, values = coalesced_rows(p, "RowSparseAdam")
                 state = self.state[p]
                 if not state:
                     state["step"] = 0
@@ -246,7 +234,7 @@ class SparseDenseAdam(torch.optim.Optimizer):
 
     @torch.no_grad()
     def step(self, closure: Callable[[], torch.Tensor] | None = None):
-        loss = _loss_of(closure)
+        loss = loss_of(closure)
         for opt in self.inner:
             opt.step()
         return loss

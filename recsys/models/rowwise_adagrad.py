@@ -16,6 +16,7 @@ from collections.abc import Callable
 import torch
 
 from recsys.models.scratch import ScratchBuffer
+from recsys.models.sparse_grads import coalesced_rows, loss_of
 
 
 class RowWiseAdagrad(torch.optim.Optimizer):
@@ -42,20 +43,12 @@ class RowWiseAdagrad(torch.optim.Optimizer):
 
     @torch.no_grad()
     def step(self, closure: Callable[[], torch.Tensor] | None = None):
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
+        loss = loss_of(closure)
         for group in self.param_groups:
             for p in group["params"]:
                 if p.grad is None:
                     continue
-                if not p.grad.is_sparse:
-                    raise RuntimeError(
-                        "RowWiseAdagrad needs sparse gradients (nn.Embedding(sparse=True))"
-                    )
-                grad = p.grad.coalesce()  # duplicate rows summed, rows sorted and unique
-                rows, values = grad.indices()[0], grad.values()
+                rows, values = coalesced_rows(p, "RowWiseAdagrad")
                 state = self.state[p]
                 if not state:
                     state["step"] = 0
