@@ -59,7 +59,7 @@ def write_log(path: Path, rows: int, users: int, items: int, fmt: str, string_id
 def measure(path: Path, fmt: str, split: str) -> None:
     """Child process: the full loading path, then print one JSON line."""
     sys.path.insert(0, str(ROOT))
-    from recsys.data.interactions_source import InteractionLogSource
+    from recsys.data.sources.interaction_log import InteractionLogSource
 
     started = time.time()
     columns = {"user": "user", "item": "item", "rating": "rating", "timestamp": "timestamp"}

@@ -25,8 +25,8 @@ import torch
 import torch.nn.functional as F
 
 from benchmarks.common import results_path
-from recsys.models.scratch import ScratchBuffer
 from recsys.models.softmax_xent import accidental_hit_mask, shared_candidate_xent
+from recsys.perf.scratch import ScratchBuffer
 
 
 def textbook(user, candidates, bias, pos_items, cand_items, scratch):

@@ -36,8 +36,8 @@ MODELS = {
 
 def synthetic_log(n: int, seed: int = 0):
     """InteractionData of n rows: uniform users, Zipf items, 98/1/1 random split, no side features."""
+    from recsys.data.ingest.splits import random_split
     from recsys.data.interactions import InteractionData, Interactions
-    from recsys.data.splits import random_split
 
     num_users, num_items = max(1000, n // 50), max(200, n // 500)
     g = torch.Generator().manual_seed(seed)
@@ -57,11 +57,11 @@ def child(
     import pytorch_lightning as pl
     from hydra.utils import instantiate
 
-    from recsys.allocator import retain_freed_memory
     from recsys.callbacks import EpochTimer
     from recsys.data.datamodule import InteractionDataModule
-    from recsys.memory import estimate_training_memory
     from recsys.models.factory import build_loss, build_scorer
+    from recsys.perf.allocator import retain_freed_memory
+    from recsys.perf.memory import estimate_training_memory
 
     cfg = compose_config([*MODELS[model], f"data.loader.batch_size={batch_size}", *overrides])
     if cfg.get("retain_freed_memory", True):  # as scripts/train.py does

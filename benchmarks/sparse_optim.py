@@ -21,7 +21,7 @@ import torch.nn.functional as F
 
 from benchmarks.common import results_path
 from recsys.models.components.mf import MatrixFactorization
-from recsys.models.optim import RowSparseAdam
+from recsys.optim.sparse_adam import RowSparseAdam
 
 OPTIMIZERS = {
     "torch.optim.SparseAdam": lambda params: torch.optim.SparseAdam(list(params), lr=1e-3),

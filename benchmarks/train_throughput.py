@@ -14,7 +14,7 @@ same batch size and thread count; only the input pipeline and the optimizer diff
 (c) recsys: `InteractionDataModule` + `RetrievalModule` through `pl.Trainer`, validation off, with
     the data config's loader settings (`steps_per_batch` included).
 (b) and (c) keep freed host memory mapped as `scripts/train.py` does (`retain_freed_memory`,
-recsys/allocator.py), so recsys / bare compares frameworks, not allocators; the tutorial runs on
+recsys/perf/allocator.py), so recsys / bare compares frameworks, not allocators; the tutorial runs on
 glibc's defaults, as a hand-written script would.
 Each measurement runs in a fresh process: in one long process a loop's speed depended on what ran
 before it (the dense-Adam tutorial measured 2x faster after other Beauty runs, through glibc's
@@ -44,10 +44,10 @@ from omegaconf import OmegaConf
 from torch.utils.data import DataLoader, Dataset
 
 from benchmarks.common import DATASETS, load_datamodule, results_path
-from recsys.allocator import retain_freed_memory
 from recsys.callbacks import EpochTimer
 from recsys.models.factory import build_loss, build_scorer
 from recsys.models.retrieval import RetrievalModule
+from recsys.perf.allocator import retain_freed_memory
 
 SPARSE_BPR = ["model=mf", "model.loss=bpr", "optimizer=sparse_adam"]
 VARIANTS = {  # name -> config overrides

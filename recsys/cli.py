@@ -7,8 +7,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from recsys.data.interactions import DataError
-from recsys.run_loading import RunError
+from recsys.errors import DataError, RunError
 
 log = logging.getLogger("recsys")
 

@@ -14,11 +14,8 @@ from torch import nn
 
 from recsys.data.datamodule import InteractionDataModule, build_datamodule
 from recsys.data.interactions import InteractionData
+from recsys.errors import RunError
 from recsys.models.factory import build_scorer
-
-
-class RunError(Exception):
-    """A run directory lacks what was asked of it; the message names the run and what to re-run."""
 
 
 @dataclass

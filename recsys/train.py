@@ -13,16 +13,16 @@ import pytorch_lightning as pl
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from recsys.allocator import retain_freed_memory
 from recsys.callbacks import EpochTimer
-from recsys.cold_start_eval import cold_start_metrics
 from recsys.data.datamodule import InteractionDataModule, build_datamodule
-from recsys.memory import estimate_training_memory
 from recsys.metrics.evaluate import evaluate_ranking
 from recsys.models.components.popularity import PopularityScorer
 from recsys.models.factory import build_loss, build_scorer
 from recsys.models.retrieval import RetrievalModule
-from recsys.propensity_report import has_propensity_head, propensity_report
+from recsys.perf.allocator import retain_freed_memory
+from recsys.perf.memory import estimate_training_memory
+from recsys.reports.cold_start import cold_start_metrics
+from recsys.reports.propensity import has_propensity_head, propensity_report
 from recsys.run_files import write_json, write_per_user_metrics, write_vocabularies
 
 log = logging.getLogger(__name__)

@@ -13,9 +13,8 @@ os.environ.setdefault("PROJECT_ROOT", str(ROOT))
 
 @hydra.main(version_base="1.3", config_path=str(ROOT / "conf"), config_name="export")
 def main(cfg: DictConfig) -> None:
-    from recsys.data.interactions import DataError
-    from recsys.run_loading import RunError
-    from recsys.serving.exporter import ExportError, export_from_config
+    from recsys.errors import DataError, ExportError, RunError
+    from recsys.serving.exporter import export_from_config
 
     try:
         out_dir, manifest = export_from_config(cfg)

@@ -1,4 +1,4 @@
-"""Freed host memory stays mapped between training steps (recsys/allocator.py)."""
+"""Freed host memory stays mapped between training steps (recsys/perf/allocator.py)."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ import pytest
 # retain_freed_memory() (a process-wide setting, hence the subprocess).
 STEPS = """
 import json, resource, sys, torch
-from recsys.allocator import retain_freed_memory
+from recsys.perf.allocator import retain_freed_memory
 from recsys.models.components.mf import MatrixFactorization
-from recsys.models.optim import sparse_dense_adam
+from recsys.optim.sparse_adam import sparse_dense_adam
 from recsys.models.retrieval import squared_norm
 retained = retain_freed_memory() if sys.argv[1] == "retain" else None
 torch.manual_seed(0)

@@ -13,8 +13,9 @@ import pytest
 from omegaconf import OmegaConf
 
 from recsys.data.datamodule import build_datamodule
-from recsys.data.interactions import DataError, InteractionData
-from recsys.data.interactions_source import InteractionLogSource
+from recsys.data.interactions import InteractionData
+from recsys.data.sources.interaction_log import InteractionLogSource
+from recsys.errors import DataError
 from recsys.train import train
 from tests.conftest import ROOT, compose_config
 
@@ -167,7 +168,7 @@ def test_parquet_missing_column_lists_columns(tmp_path):
 
 # Must-show 5: labels other than 0/1 (2, -1, "yes", empty) stop the load with one error naming the
 # file, row, column and value, unless `data.label_map` maps them. One parser for CSV and Parquet
-# (recsys.data.labels.LabelMap), reached here through the composed `data=interactions` config.
+# (recsys.data.ingest.labels.LabelMap), reached here through the composed `data=interactions` config.
 
 LABEL_USERS, LABEL_ITEMS = ["u0", "u0", "u1", "u1"], ["i0", "i1", "i0", "i1"]
 EXPECTED_LABELS = {("u0", "i0"): 1.0, ("u0", "i1"): 0.0, ("u1", "i0"): 0.0, ("u1", "i1"): 1.0}

@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 import torch
 
-from recsys.data.interactions_source import InteractionLogSource
-from recsys.data.synthetic import SyntheticSource
+from recsys.data.sources.interaction_log import InteractionLogSource
+from recsys.data.sources.synthetic import SyntheticSource
 from recsys.train import train
 from tests.conftest import compose_config
 

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from recsys.data.datamodule import build_datamodule
-from recsys.data.interactions import DataError
+from recsys.errors import DataError
 from tests.conftest import ROOT, compose_config, require_data
 
 

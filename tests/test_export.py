@@ -10,11 +10,12 @@ import sys
 import pytest
 import torch
 
+from recsys.errors import ExportError
 from recsys.metrics.ranking import RankingAccumulator
 from recsys.models.components.mf import MatrixFactorization
 from recsys.run_loading import load_run
 from recsys.serving import loader
-from recsys.serving.exporter import ExportError, check_vocabulary, export_from_config, export_run
+from recsys.serving.exporter import check_vocabulary, export_from_config, export_run
 from recsys.train import train
 from tests.conftest import ROOT, compose_config, require_data
 from tests.serving_support import (

@@ -9,8 +9,8 @@ import sys
 import numpy as np
 import pytest
 
+from recsys.errors import RunError
 from recsys.marketing.compare import compare_runs, paired_bootstrap
-from recsys.run_loading import RunError
 from recsys.train import train
 from tests.conftest import ROOT, TINY, compose_config, require_data
 

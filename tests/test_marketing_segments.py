@@ -15,9 +15,9 @@ from sklearn.datasets import make_blobs
 from sklearn.metrics import adjusted_rand_score
 
 from recsys.data.interactions import FeatureTable, InteractionData, Interactions
+from recsys.errors import RunError
 from recsys.marketing.profiles import profile_table
 from recsys.marketing.segments import choose_k, segment_run
-from recsys.run_loading import RunError
 from recsys.train import train
 from tests.conftest import ROOT, TINY, compose_config
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from recsys.models.components.mf import MatrixFactorization
-from recsys.models.optim import RowSparseAdam, SparseDenseAdam, split_sparse_parameters
+from recsys.optim.sparse_adam import RowSparseAdam, SparseDenseAdam, split_sparse_parameters
 from recsys.train import train
 
 

@@ -11,8 +11,8 @@ import torch
 from sklearn import metrics as skm
 from sklearn.isotonic import IsotonicRegression
 
+from recsys.data.ingest.labels import downsample_negatives
 from recsys.data.interactions import Interactions
-from recsys.data.labels import downsample_negatives
 from recsys.metrics.classification import (
     average_precision,
     binary_auc,

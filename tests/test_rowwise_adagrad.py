@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from recsys.models.components.mf import MatrixFactorization
-from recsys.models.optim import sparse_dense_adam
-from recsys.models.rowwise_adagrad import RowWiseAdagrad
+from recsys.optim.rowwise_adagrad import RowWiseAdagrad
+from recsys.optim.sparse_adam import sparse_dense_adam
 from recsys.train import train
 
 

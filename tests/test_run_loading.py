@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from recsys.errors import RunError
 from recsys.metrics.evaluate import evaluate_ranking
-from recsys.run_loading import RunError, load_run
+from recsys.run_loading import load_run
 from recsys.train import train
 
 

@@ -146,7 +146,7 @@ def _cpp_build_dir() -> Path:
     """A build folder under the temp dir, keyed by the sources and torch version (reused)."""
     digest = hashlib.sha256(torch.__version__.encode())
     for name in ("CMakeLists.txt", "main.cpp"):
-        digest.update((ROOT / "serving" / "cpp" / name).read_bytes())
+        digest.update((ROOT / "examples" / "cpp_serving" / name).read_bytes())
     return Path(tempfile.gettempdir()) / f"recsys_cpp_{digest.hexdigest()[:16]}"
 
 
@@ -160,7 +160,7 @@ def test_cpp_example_prints_the_same_top10_as_python(mf_export):
     binary = build / "recommend"
     if not binary.is_file():
         prefix = torch.utils.cmake_prefix_path
-        cmd = ["cmake", "-S", str(ROOT / "serving" / "cpp"), "-B", str(build)]
+        cmd = ["cmake", "-S", str(ROOT / "examples" / "cpp_serving"), "-B", str(build)]
         configure = [*cmd, "-DCMAKE_BUILD_TYPE=Release", f"-DCMAKE_PREFIX_PATH={prefix}"]
         for step in (configure, ["cmake", "--build", str(build), "-j", str(os.cpu_count() or 2)]):
             proc = subprocess.run(step, capture_output=True, text=True, timeout=900)

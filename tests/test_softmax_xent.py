@@ -8,13 +8,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from recsys.models.scratch import ScratchBuffer
 from recsys.models.softmax_xent import (
     accidental_hit_mask,
     accidental_hit_pairs,
     mask_accidental_hits_,
     shared_candidate_xent,
 )
+from recsys.perf.scratch import ScratchBuffer
 
 
 def plain(user, candidates, bias, pos_items, cand_items, mask_hits):

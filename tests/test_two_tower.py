@@ -9,7 +9,7 @@ import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from recsys.data.interactions import FeatureTable
-from recsys.data.synthetic import SyntheticSource
+from recsys.data.sources.synthetic import SyntheticSource
 from recsys.metrics.evaluate import evaluate_ranking
 from recsys.models.components.towers import TwoTower
 from recsys.models.factory import build_scorer
@@ -147,7 +147,7 @@ def test_default_two_tower_beats_popularity(tmp_path, optimizer):
 
 def test_sparse_id_tables_update_only_the_batch_rows(tiny_cfg, data):
     """optimizer=sparse_adam: id tables get row-sparse gradients and lazy updates, the MLPs Adam."""
-    from recsys.models.optim import sparse_dense_adam
+    from recsys.optim.sparse_adam import sparse_dense_adam
 
     cfg = tiny_cfg("model=two_tower", "optimizer=sparse_adam")
     model = build_scorer(cfg.model.scorer, data)

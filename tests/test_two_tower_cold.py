@@ -7,14 +7,14 @@ import json
 import pytest
 import torch
 
-from recsys.data.cold_start import ColdStartSource
-from recsys.data.synthetic import SyntheticSource
+from recsys.data.sources.cold_start import ColdStartSource
+from recsys.data.sources.synthetic import SyntheticSource
 from recsys.train import train
 from tests.conftest import compose_config
 
 COLD = [
-    "data._target_=recsys.data.cold_start.ColdStartSource",
-    "+data.wrapped=recsys.data.synthetic.SyntheticSource",
+    "data._target_=recsys.data.sources.cold_start.ColdStartSource",
+    "+data.wrapped=recsys.data.sources.synthetic.SyntheticSource",
     "+data.cold_fraction=0.1",
     "+data.cold_seed=0",
 ]
@@ -36,7 +36,7 @@ def test_cold_items_are_removed_entirely_and_kept_for_testing():
     assert step["step"] == "cold_start" and step["cold_test_rows"] == len(cold.cold_test)
     # Built from a dotted path and the wrapped source's own keys, as the Hydra config does.
     again = ColdStartSource(
-        "recsys.data.synthetic.SyntheticSource",
+        "recsys.data.sources.synthetic.SyntheticSource",
         cold_seed=4,
         num_users=200,
         num_items=150,

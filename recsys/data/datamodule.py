@@ -12,8 +12,8 @@ import torch
 from omegaconf import DictConfig
 
 from recsys.data.csr import UserItemCSR
+from recsys.data.ingest.labels import downsample_negatives
 from recsys.data.interactions import InteractionData
-from recsys.data.labels import downsample_negatives
 from recsys.data.loaders import NegativeSampler, RankingBatches, TrainBatches
 
 

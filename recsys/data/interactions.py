@@ -14,10 +14,6 @@ import torch
 from torch import Tensor
 
 
-class DataError(Exception):
-    """Bad input data: the message names the file, row or field, so the CLI prints it alone."""
-
-
 @dataclass
 class Interactions:
     """One split as parallel 1-D tensors of contiguous indices (plus optional per-row fields)."""

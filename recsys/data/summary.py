@@ -7,7 +7,7 @@ from typing import Any
 from omegaconf import DictConfig
 
 from recsys.data.datamodule import build_datamodule
-from recsys.data.report import format_report
+from recsys.data.ingest.report import format_report
 
 
 def inspect_data(cfg: DictConfig) -> dict[str, Any]:

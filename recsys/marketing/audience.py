@@ -17,8 +17,9 @@ import torch
 from torch import Tensor, nn
 
 from recsys.data.interactions import InteractionData
+from recsys.errors import RunError
 from recsys.metrics.classification import lift_table
-from recsys.run_loading import RunError, load_run
+from recsys.run_loading import load_run
 
 NUM_DECILES = 10
 

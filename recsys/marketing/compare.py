@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from recsys.run_loading import RunError
+from recsys.errors import RunError
 
 ID_COLUMNS = ("user_id", "user_idx")
 

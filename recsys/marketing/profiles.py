@@ -26,7 +26,7 @@ def value_names(data: InteractionData, table: FeatureTable, name: str, width: in
     """
     names = getattr(table, "labels", {}).get(name)
     if names is None and data.name == "ml-100k":
-        from recsys.data.movielens import AGE_BUCKETS, GENRES
+        from recsys.data.sources.movielens import AGE_BUCKETS, GENRES
 
         spans = [f"{a}-{b - 1}" for a, b in zip(AGE_BUCKETS[:-1], AGE_BUCKETS[1:], strict=True)]
         ages = ["unknown", f"<{AGE_BUCKETS[0]}", *spans, f"{AGE_BUCKETS[-1]}+"]

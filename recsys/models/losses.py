@@ -10,8 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from recsys.models.scratch import ScratchBuffer
 from recsys.models.softmax_xent import shared_candidate_xent
+from recsys.perf.scratch import ScratchBuffer
 
 
 def row_scores(user: Tensor, candidates: Tensor) -> Tensor:

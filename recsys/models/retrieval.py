@@ -15,7 +15,7 @@ from torch import Tensor, nn
 from recsys.metrics.classification import binary_auc
 from recsys.metrics.evaluate import rank_batch
 from recsys.metrics.ranking import METRIC_NAMES, RankingAccumulator
-from recsys.models.compiling import CompiledOrEager
+from recsys.perf.compiling import CompiledOrEager
 
 
 def squared_norm(x: Tensor) -> Tensor:
@@ -266,7 +266,7 @@ class RetrievalModule(pl.LightningModule):
     def configure_optimizers(self):
         factory = self.optimizer_factory
         accepted = inspect.signature(getattr(factory, "func", factory)).parameters
-        # Sparse-aware factories (recsys.models.optim.sparse_dense_adam) split the tables themselves.
+        # Sparse-aware factories (recsys.optim.sparse_adam.sparse_dense_adam) split the tables themselves.
         extra = {"module": self} if "module" in accepted else {}
         keywords = getattr(factory, "keywords", {})
         if self.device.type == "cuda" and "fused" in accepted and "fused" not in keywords:

@@ -22,7 +22,7 @@ import math
 import torch
 from torch import Tensor
 
-from recsys.models.scratch import ScratchBuffer
+from recsys.perf.scratch import ScratchBuffer
 
 
 def biased_logits(

@@ -18,6 +18,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
+from recsys.errors import ExportError
 from recsys.run_loading import TrainedRun, load_run
 from recsys.serving import artifacts
 from recsys.serving.manifest import MANIFEST, environment, signature, write_manifest
@@ -28,10 +29,6 @@ FORMATS = ("torchscript", "pt2")
 SPLITS = ("train", "valid", "test")
 # Characters that str.splitlines() treats as line ends: kept out of one-line vocabulary entries.
 _LINE_BREAKS = str.maketrans(dict.fromkeys("\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029", " "))
-
-
-class ExportError(Exception):
-    """The export cannot be produced or did not pass verification; the message says why."""
 
 
 def _write_lines(path: Path, values) -> None:

@@ -20,12 +20,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from recsys.data.download import fetch_archive, sha256_of
-from recsys.data.features import FeatureSpec, build_features
-from recsys.data.interactions import DataError, InteractionData
-from recsys.data.interactions_source import InteractionLogSource, index_splits
-from recsys.data.readers import read_delimited
-from recsys.data.report import DataReport, format_report
+from recsys.data.ingest.features import FeatureSpec, build_features
+from recsys.data.ingest.readers import read_delimited
+from recsys.data.ingest.report import DataReport, format_report
+from recsys.data.interactions import InteractionData
+from recsys.data.sources.download import fetch_archive, sha256_of
+from recsys.data.sources.interaction_log import InteractionLogSource, index_splits
+from recsys.errors import DataError
 
 log = logging.getLogger(__name__)
 

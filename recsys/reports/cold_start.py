@@ -12,10 +12,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from recsys.data.cold_start import ColdStartData
 from recsys.data.csr import UserItemCSR
 from recsys.data.datamodule import InteractionDataModule
 from recsys.data.loaders import RankingBatches
+from recsys.data.sources.cold_start import ColdStartData
 from recsys.metrics.evaluate import evaluate_ranking
 
 

@@ -18,15 +18,16 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from recsys.data.cleaning import Cleaning, clean
-from recsys.data.download import sha256_of
-from recsys.data.features import FeatureSpec, build_features
-from recsys.data.interactions import DataError, FeatureTable, InteractionData, Interactions
-from recsys.data.log_table import LogTable, read_log
-from recsys.data.readers import infer_format
-from recsys.data.report import DataReport, format_report
-from recsys.data.splits import SplitSpec, random_indices, split_indices
-from recsys.data.vocab import Vocabulary
+from recsys.data.ingest.cleaning import Cleaning, clean
+from recsys.data.ingest.features import FeatureSpec, build_features
+from recsys.data.ingest.log_table import LogTable, read_log
+from recsys.data.ingest.readers import infer_format
+from recsys.data.ingest.report import DataReport, format_report
+from recsys.data.ingest.splits import SplitSpec, random_indices, split_indices
+from recsys.data.ingest.vocab import Vocabulary
+from recsys.data.interactions import FeatureTable, InteractionData, Interactions
+from recsys.data.sources.download import sha256_of
+from recsys.errors import DataError
 
 log = logging.getLogger(__name__)
 

@@ -15,11 +15,11 @@ from collections.abc import Callable, Iterable
 import torch
 from torch import nn
 
-from recsys.models.compiling import CompiledOrEager
-from recsys.models.row_update import lazy_adam_rows
-from recsys.models.rowwise_adagrad import RowWiseAdagrad
-from recsys.models.scratch import ScratchBuffer
-from recsys.models.sparse_grads import coalesced_rows, loss_of
+from recsys.optim.row_update import lazy_adam_rows
+from recsys.optim.rowwise_adagrad import RowWiseAdagrad
+from recsys.optim.sparse_grads import coalesced_rows, loss_of
+from recsys.perf.compiling import CompiledOrEager
+from recsys.perf.scratch import ScratchBuffer
 
 
 def split_sparse_parameters(module: nn.Module) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
@@ -49,7 +49,7 @@ class RowSparseAdam(torch.optim.Optimizer):
     weight_decay: decoupled (AdamW-style) and lazy like the rest of the update: a row decays by
     (1 - lr * weight_decay) when a batch touches it, so rare rows are not shrunk towards zero
     while they sit unused. 0 (the default) is SparseAdam exactly.
-    compile: run the row update through `torch.compile` (recsys/models/row_update.py): one fused
+    compile: run the row update through `torch.compile` (recsys/optim/row_update.py): one fused
     loop instead of a kernel per operation; equal to the eager update up to float rounding.
     """
 

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from recsys.data.ingest.report import DataReport
+from recsys.data.ingest.splits import random_split
 from recsys.data.interactions import FeatureTable, InteractionData, Interactions
-from recsys.data.report import DataReport
-from recsys.data.splits import random_split
 
 
 @dataclass

@@ -11,9 +11,9 @@ from typing import Any
 
 import numpy as np
 
-from recsys.data.interactions import DataError
-from recsys.data.log_table import VALUE_FIELDS, LogTable
-from recsys.data.report import DataReport
+from recsys.data.ingest.log_table import VALUE_FIELDS, LogTable
+from recsys.data.ingest.report import DataReport
+from recsys.errors import DataError
 
 
 @dataclass

@@ -15,8 +15,8 @@ from collections.abc import Callable
 
 import torch
 
-from recsys.models.scratch import ScratchBuffer
-from recsys.models.sparse_grads import coalesced_rows, loss_of
+from recsys.optim.sparse_grads import coalesced_rows, loss_of
+from recsys.perf.scratch import ScratchBuffer
 
 
 class RowWiseAdagrad(torch.optim.Optimizer):

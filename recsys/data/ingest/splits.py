@@ -21,7 +21,8 @@ import pandas as pd
 import torch
 from torch import Tensor
 
-from recsys.data.interactions import DataError, Interactions
+from recsys.data.interactions import Interactions
+from recsys.errors import DataError
 
 METHODS = ("random", "leave_last_n", "temporal")
 

@@ -16,9 +16,8 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from recsys.data.interactions import DataError
-from recsys.data.labels import LabelMap
-from recsys.data.readers import (
+from recsys.data.ingest.labels import LabelMap
+from recsys.data.ingest.readers import (
     CHUNK_ROWS,
     FORMATS,
     check_file,
@@ -28,6 +27,7 @@ from recsys.data.readers import (
     iter_text,
     resolve_columns,
 )
+from recsys.errors import DataError
 
 VALUE_FIELDS = ("rating", "timestamp", "label")
 EPOCH = pd.Timestamp(0, tz="UTC")
@@ -159,7 +159,7 @@ def read_log(
 ) -> LogTable:
     """Read one interaction file. With `on_invalid='error'` a bad rating/timestamp/label raises a
     DataError naming its row and column; with 'drop' it becomes NaN and cleaning counts the row.
-    Labels are 0/1, or the keys of `label_map` (recsys.data.labels.LabelMap)."""
+    Labels are 0/1, or the keys of `label_map` (recsys.data.ingest.labels.LabelMap)."""
     if on_invalid not in ("error", "drop"):
         raise DataError(f"cleaning.on_invalid must be 'error' or 'drop', got {on_invalid!r}")
     labels = LabelMap.from_config(label_map)

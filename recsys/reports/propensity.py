@@ -19,7 +19,7 @@ from recsys.data.datamodule import InteractionDataModule
 from recsys.metrics.classification import classification_metrics, lift_table, reliability_table
 from recsys.models.calibration import fit_calibration
 from recsys.models.logreg import fit_predict_logreg
-from recsys.propensity_plots import lift_figure, reliability_figure, save_figure
+from recsys.reports.propensity_plots import lift_figure, reliability_figure, save_figure
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from recsys.data.interactions import DataError
+from recsys.errors import DataError
 
 FORMATS = {"csv": ",", "tsv": "\t", "whitespace": r"\s+", "parquet": None}
 EXTENSIONS = {

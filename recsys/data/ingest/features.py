@@ -16,10 +16,11 @@ import numpy as np
 import pandas as pd
 import torch
 
-from recsys.data.interactions import DataError, FeatureTable
-from recsys.data.log_table import canonical_ids, describe_column
-from recsys.data.readers import read_frame, resolve_columns
-from recsys.data.vocab import Vocabulary
+from recsys.data.ingest.log_table import canonical_ids, describe_column
+from recsys.data.ingest.readers import read_frame, resolve_columns
+from recsys.data.ingest.vocab import Vocabulary
+from recsys.data.interactions import FeatureTable
+from recsys.errors import DataError
 
 
 @dataclass

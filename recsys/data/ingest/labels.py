@@ -17,7 +17,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from recsys.data.interactions import DataError, Interactions
+from recsys.data.interactions import Interactions
+from recsys.errors import DataError
 
 # YAML 1.1 (OmegaConf's loader) reads these unquoted words as booleans, so `{yes: 1, no: 0}` written
 # in a YAML file arrives with keys True and False; a boolean key matches the words it came from.

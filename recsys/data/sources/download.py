@@ -9,7 +9,7 @@ import urllib.request
 import zipfile
 from pathlib import Path
 
-from recsys.data.interactions import DataError
+from recsys.errors import DataError
 
 log = logging.getLogger(__name__)
 

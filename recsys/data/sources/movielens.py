@@ -14,14 +14,15 @@ import numpy as np
 import pandas as pd
 import torch
 
-from recsys.data.cleaning import drop_missing_ids
-from recsys.data.download import fetch_zip
-from recsys.data.features import categorical_codes
-from recsys.data.interactions import DataError, FeatureTable, InteractionData, Interactions
-from recsys.data.log_table import read_log
-from recsys.data.readers import read_delimited, to_int
-from recsys.data.report import DataReport
-from recsys.data.splits import carve_validation
+from recsys.data.ingest.cleaning import drop_missing_ids
+from recsys.data.ingest.features import categorical_codes
+from recsys.data.ingest.log_table import read_log
+from recsys.data.ingest.readers import read_delimited, to_int
+from recsys.data.ingest.report import DataReport
+from recsys.data.ingest.splits import carve_validation
+from recsys.data.interactions import FeatureTable, InteractionData, Interactions
+from recsys.data.sources.download import fetch_zip
+from recsys.errors import DataError
 
 URL = "https://files.grouplens.org/datasets/movielens/ml-100k.zip"
 CHECKSUMS = {
