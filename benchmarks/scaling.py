@@ -59,6 +59,7 @@ def child(
 
     from recsys.callbacks import EpochTimer
     from recsys.data.datamodule import InteractionDataModule
+    from recsys.models.contracts import ScorerInputs
     from recsys.models.factory import build_loss, build_scorer
     from recsys.perf.allocator import retain_freed_memory
     from recsys.perf.memory import estimate_training_memory
@@ -74,9 +75,12 @@ def child(
         num_negatives=loader.num_negatives,
         steps_per_batch=loader.steps_per_batch,
     )
-    scorer = build_scorer(cfg.model.scorer, data)
+    scorer = build_scorer(cfg.model.scorer, ScorerInputs.from_data(data))
     module = instantiate(
-        cfg.model.module, scorer=scorer, loss=build_loss(cfg.model, dm), _convert_="all"
+        cfg.model.module,
+        scorer=scorer,
+        loss=build_loss(cfg.model, dm.item_counts, dm.negative_sampler().item_probabilities()),
+        _convert_="all",
     )
     estimate = estimate_training_memory(module, dm)
     timer = EpochTimer()

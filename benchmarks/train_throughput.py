@@ -45,6 +45,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from benchmarks.common import DATASETS, load_datamodule, results_path
 from recsys.callbacks import EpochTimer
+from recsys.models.contracts import ScorerInputs
 from recsys.models.factory import build_loss, build_scorer
 from recsys.models.retrieval import RetrievalModule
 from recsys.perf.allocator import retain_freed_memory
@@ -85,7 +86,10 @@ def build_module(cfg, dm, tutorial: bool = False) -> RetrievalModule:
         if "sparse" in scorer_cfg:
             scorer_cfg = OmegaConf.merge(scorer_cfg, {"sparse": False})
         module_cfg = OmegaConf.merge(module_cfg, {"compile": False})
-    scorer, loss = build_scorer(scorer_cfg, dm.load()), build_loss(cfg.model, dm)
+    scorer, loss = (
+        build_scorer(scorer_cfg, ScorerInputs.from_data(dm.load())),
+        build_loss(cfg.model, dm.item_counts, dm.negative_sampler().item_probabilities()),
+    )
     return instantiate(module_cfg, scorer=scorer, loss=loss, _convert_="all")
 
 

@@ -48,7 +48,7 @@ class EpochTimer(pl.Callback):
             seconds += time.perf_counter() - self._start
         self._seconds, self._start = None, None
         self.epoch_seconds.append(seconds)
-        self.rows_per_epoch = getattr(trainer.train_dataloader, "num_rows", 0)
+        self.rows_per_epoch = trainer.train_dataloader.num_rows  # a TrainBatches (data/loaders.py)
         pl_module.log("time/train_epoch_s", seconds, on_step=False, on_epoch=True)
 
     def summary(self) -> dict[str, float]:

@@ -15,7 +15,7 @@ from torch import nn
 from recsys.data.datamodule import InteractionDataModule, build_datamodule
 from recsys.data.interactions import InteractionData
 from recsys.errors import RunError
-from recsys.models.factory import build_scorer
+from recsys.run_dir import RunDir
 
 
 @dataclass
@@ -84,5 +84,5 @@ def load_run(
     datamodule = build_datamodule(cfg.data, cfg.seed)
     data = datamodule.load()
     ckpt = find_checkpoint(run_dir, checkpoint)
-    scorer = load_scorer_weights(build_scorer(cfg.model.scorer, data), ckpt, map_location)
+    scorer, _ = RunDir(run_dir).load_scorer(ckpt, map_location)
     return TrainedRun(run_dir, cfg, datamodule, data, scorer, ckpt)

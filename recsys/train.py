@@ -1,11 +1,15 @@
-"""Config -> objects -> Trainer -> run directory. `scripts/train.py` is a thin Hydra wrapper around `train`."""
+"""Config -> objects -> fit -> test -> run directory. `scripts/train.py` is a thin Hydra wrapper.
+
+`train` only trains: reports that read the tested model (popularity baseline, cold-start ranking,
+propensity calibration) are callbacks (`recsys/reports/`), and every file of the run directory is
+written through `RunDir`. The allocator setting is the entry script's choice, not the library's.
+"""
 
 from __future__ import annotations
 
 import json
 import logging
 import time
-from pathlib import Path
 from typing import Any
 
 import hydra
@@ -14,16 +18,14 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from recsys.callbacks import EpochTimer
-from recsys.data.datamodule import InteractionDataModule, build_datamodule
-from recsys.metrics.evaluate import evaluate_ranking
-from recsys.models.components.popularity import PopularityScorer
+from recsys.data.datamodule import build_datamodule
+from recsys.data.interactions import InteractionData
+from recsys.models.contracts import ScorerInputs, has_propensity_head
 from recsys.models.factory import build_loss, build_scorer
 from recsys.models.retrieval import RetrievalModule
-from recsys.perf.allocator import retain_freed_memory
 from recsys.perf.memory import estimate_training_memory
-from recsys.reports.cold_start import cold_start_metrics
-from recsys.reports.propensity import has_propensity_head, propensity_report
-from recsys.run_files import write_json, write_per_user_metrics, write_vocabularies
+from recsys.reports.run_report import RunReport
+from recsys.run_dir import SPLITS, RunDir
 
 log = logging.getLogger(__name__)
 
@@ -55,10 +57,15 @@ def build_objects(cfg: DictConfig) -> dict[str, Any]:
     """Everything a run needs, built from config; sizes come from the data, passed explicitly."""
     datamodule = build_datamodule(cfg.data, cfg.seed)
     data = datamodule.load()
-    scorer = build_scorer(cfg.model.scorer, data)  # before anything else draws from the seeded RNG
+    inputs = ScorerInputs.from_data(data)
+    scorer = build_scorer(
+        cfg.model.scorer, inputs
+    )  # before anything else draws from the seeded RNG
     if has_propensity_head(scorer):  # predictions undo the training set's negative down-sampling
         scorer.set_keep_rate(datamodule.label_negative_keep_rate)
-    loss = build_loss(cfg.model, datamodule)
+    loss = build_loss(
+        cfg.model, datamodule.item_counts, datamodule.negative_sampler().item_probabilities()
+    )
     callbacks = [
         hydra.utils.instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None
     ]
@@ -91,16 +98,13 @@ def build_objects(cfg: DictConfig) -> dict[str, Any]:
         optimizer=hydra.utils.instantiate(optimizer_cfg),
         _convert_="all",
     )
-    return {"datamodule": datamodule, "data": data, "module": module, "trainer": trainer}
-
-
-def popularity_baseline(datamodule: InteractionDataModule, ks: list[int]) -> dict[str, float]:
-    data = datamodule.load()
-    scorer = PopularityScorer(datamodule.item_counts)
-    metrics, _ = evaluate_ranking(
-        scorer, datamodule.ranking_batches("test", torch.device("cpu")), ks, data.num_items
-    )
-    return {f"popularity/test/{k}": v for k, v in metrics.items()}
+    return {
+        "datamodule": datamodule,
+        "data": data,
+        "inputs": inputs,
+        "module": module,
+        "trainer": trainer,
+    }
 
 
 def objective(metrics: dict[str, float], cfg: DictConfig) -> float:
@@ -111,6 +115,35 @@ def objective(metrics: dict[str, float], cfg: DictConfig) -> float:
     return metrics[name]
 
 
+def write_run_inputs(
+    run: RunDir, cfg: DictConfig, data: InteractionData, inputs: ScorerInputs
+) -> None:
+    """Before training: the resolved config, the data report, vocabularies, and what serving needs."""
+    run.write_config(cfg)
+    summary = data.summary()
+    log.info("data: %s", json.dumps(summary))
+    report = {**data.report, "summary": summary, "test_fingerprint": data.test.fingerprint()}
+    run.write_json("data_report.json", report)
+    run.write_vocabularies(data.user_ids, data.item_ids, data.item_titles)
+    splits = dict(zip(SPLITS, (data.train, data.valid, data.test), strict=True))
+    run.write_training_state(inputs, {k: (s.users, s.items) for k, s in splits.items()})
+
+
+def collect_metrics(trainer: pl.Trainer, module: RetrievalModule) -> dict[str, float]:
+    """Test metrics, the best validation score, timings and every report callback's metrics."""
+    metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")}
+    checkpoint = trainer.checkpoint_callback
+    if checkpoint is not None and checkpoint.best_model_score is not None:
+        metrics[f"best/{module.hparams.monitor}"] = float(checkpoint.best_model_score)
+    for cb in trainer.callbacks:
+        if isinstance(cb, EpochTimer):
+            metrics.update(cb.summary())
+        if isinstance(cb, RunReport):
+            metrics.update(cb.metrics)
+    metrics["epochs"] = trainer.current_epoch
+    return metrics
+
+
 def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
     """Train, test the best checkpoint, write the run directory; returns (metrics, objects).
 
@@ -118,10 +151,8 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
     evaluation metrics it writes are gathered over all ranks' users.
     """
     started = time.time()
-    out = Path(cfg.paths.output_dir)
+    run = RunDir(cfg.paths.output_dir)
     pl.seed_everything(cfg.seed, workers=True)
-    if cfg.get("retain_freed_memory", True):
-        retain_freed_memory()
     if cfg.get("matmul_precision"):
         torch.set_float32_matmul_precision(cfg.matmul_precision)
 
@@ -129,45 +160,23 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
     datamodule, data, module, trainer = (
         objects[k] for k in ("datamodule", "data", "module", "trainer")
     )
-    writer = trainer.is_global_zero
-    if writer:
-        # Hydra saves the unresolved config in CLI runs; this resolved copy is what load_run rebuilds from.
-        (out / ".hydra").mkdir(parents=True, exist_ok=True)  # also creates the run directory
-        (out / ".hydra" / "resolved.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
-        summary = data.summary()
-        log.info("data: %s", json.dumps(summary))
-        report = {**data.report, "summary": summary, "test_fingerprint": data.test.fingerprint()}
-        write_json(out / "data_report.json", report)
-        write_vocabularies(out / "vocab", data)
-
+    if trainer.is_global_zero:
+        write_run_inputs(run, cfg, data, objects["inputs"])
     estimate = estimate_training_memory(module, datamodule)
     log.info("memory estimate (GiB): %s", json.dumps({k: round(v, 3) for k, v in estimate.items()}))
+
     trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"), weights_only=True)
     best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
     trainer.test(module, datamodule=datamodule, ckpt_path=best or None, weights_only=True)
-    metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")}
-    monitor = module.hparams.monitor
-    if (
-        trainer.checkpoint_callback is not None
-        and trainer.checkpoint_callback.best_model_score is not None
-    ):
-        metrics[f"best/{monitor}"] = float(trainer.checkpoint_callback.best_model_score)
-    for cb in trainer.callbacks:
-        if isinstance(cb, EpochTimer):
-            metrics.update(cb.summary())
-    metrics["epochs"] = trainer.current_epoch
-    if not writer:
+
+    metrics = collect_metrics(trainer, module)
+    if not trainer.is_global_zero:
         return metrics, objects
-    metrics.update(popularity_baseline(datamodule, module.ks))
-    metrics.update(cold_start_metrics(datamodule, module.scorer, module.ks))  # {} unless cold-start
-    if has_propensity_head(module.scorer):  # calibrate on validation, evaluate, save calibration
-        calibration = cfg.model.get("calibration") or {}
-        metrics.update(propensity_report(module.scorer, datamodule, calibration, out, trainer))
     metrics["wall_time_s"] = time.time() - started
     for lg in trainer.loggers:
         lg.log_metrics({k: v for k, v in metrics.items() if "/" in k}, step=trainer.global_step)
-    write_json(out / "metrics.json", metrics)
-    write_per_user_metrics(out / "per_user_metrics.parquet", module.per_user_results, data.user_ids)
+    run.write_json("metrics.json", metrics)
+    run.write_per_user_metrics(module.per_user_results, data.user_ids)
     log.info("test metrics: %s", json.dumps({k: round(v, 4) for k, v in metrics.items()}))
-    log.info("run directory: %s", out)
+    log.info("run directory: %s", run.root)
     return metrics, objects

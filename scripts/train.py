@@ -19,7 +19,11 @@ register_resolvers()
 
 @hydra.main(version_base="1.3", config_path=str(ROOT / "conf"), config_name="train")
 def main(cfg: DictConfig) -> float:
+    from recsys.perf.allocator import retain_freed_memory
     from recsys.sweeps.trial import run_trial
+
+    if cfg.get("retain_freed_memory", True):  # this process only: the library never sets it
+        retain_freed_memory()
 
     return run_trial(cfg, script=Path(__file__).resolve())
 

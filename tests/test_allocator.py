@@ -14,13 +14,13 @@ STEPS = """
 import json, resource, sys, torch
 from recsys.perf.allocator import retain_freed_memory
 from recsys.models.components.mf import MatrixFactorization
-from recsys.optim.sparse_adam import sparse_dense_adam
+from recsys.optim.sparse_adam import parameter_groups, sparse_dense_adam
 from recsys.models.retrieval import squared_norm
 retained = retain_freed_memory() if sys.argv[1] == "retain" else None
 torch.manual_seed(0)
 torch.set_num_threads(1)  # one allocating thread: the main arena only
 mf = MatrixFactorization(20_000, 2_000, 64, sparse=True)
-opt = sparse_dense_adam(None, mf, lr=0.005)
+opt = sparse_dense_adam(parameter_groups(mf), lr=0.005)
 faults = []
 for step in range(80):
     users, items = torch.randint(20_000, (8192,)), torch.randint(2_000, (5 * 8192,))

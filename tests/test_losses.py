@@ -134,7 +134,7 @@ def test_streaming_estimate_tracks_expected_copies_per_batch():
     loss = InBatchSoftmaxLoss(
         logq_correction="streaming", streaming_alpha=0.01, mixed_negatives=False
     )
-    loss.prepare(counts)
+    loss.prepare(counts, torch.full((counts.numel(),), 1.0 / counts.numel()))
     g = torch.Generator().manual_seed(0)
     zeros = torch.zeros(b, 4)
     for _ in range(3000):
@@ -147,6 +147,17 @@ def test_streaming_estimate_tracks_expected_copies_per_batch():
 def test_bad_logq_mode_is_named():
     with pytest.raises(ValueError, match="logq_correction"):
         InBatchSoftmaxLoss(logq_correction="popularity")
+
+
+@pytest.mark.parametrize("mode", ["counts", "none"])
+def test_both_softmax_losses_take_one_logq_vocabulary(mode):
+    """The same words configure both losses; a bool (the old sampled-softmax spelling) is refused."""
+    for make in (InBatchSoftmaxLoss, SampledSoftmaxLoss):
+        assert make(logq_correction=mode).logq_correction == mode
+        with pytest.raises(ValueError, match=f"{make.__name__}: logq_correction"):
+            make(logq_correction=True)
+    with pytest.raises(ValueError, match="SampledSoftmaxLoss: logq_correction"):
+        SampledSoftmaxLoss(logq_correction="streaming")
 
 
 def test_logq_needs_prepare():
@@ -172,7 +183,11 @@ def test_bpr_matches_loop():
 @pytest.mark.parametrize("masking", [True, False])
 def test_sampled_softmax_matches_loop(logq, masking):
     """Candidates: the batch's positives (log Q = log p_train) and every sampled negative (log p_neg)."""
-    loss = SampledSoftmaxLoss(temperature=0.7, logq_correction=logq, remove_accidental_hits=masking)
+    loss = SampledSoftmaxLoss(
+        temperature=0.7,
+        logq_correction="counts" if logq else "none",
+        remove_accidental_hits=masking,
+    )
     loss.prepare(COUNTS, NEG_PROBS)
     user, positive, negatives, pos_items, neg_items = batch(1)
     p_train = COUNTS.double() / COUNTS.sum()

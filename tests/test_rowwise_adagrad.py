@@ -9,7 +9,7 @@ import torch
 
 from recsys.models.components.mf import MatrixFactorization
 from recsys.optim.rowwise_adagrad import RowWiseAdagrad
-from recsys.optim.sparse_adam import sparse_dense_adam
+from recsys.optim.sparse_adam import parameter_groups, sparse_dense_adam
 from recsys.train import train
 
 
@@ -56,11 +56,11 @@ def test_state_dict_round_trip_continues_identically():
     torch.manual_seed(0)
     a = MatrixFactorization(10, 20, 4, sparse=True)
     b = copy.deepcopy(a)
-    opt_a = sparse_dense_adam(None, a, table_optimizer="rowwise_adagrad", table_lr=0.1)
+    opt_a = sparse_dense_adam(parameter_groups(a), table_optimizer="rowwise_adagrad", table_lr=0.1)
     users, items = torch.tensor([1, 2, 5]), torch.tensor([3, 4, 3])
     step(a, opt_a, users, items)
     b.load_state_dict(a.state_dict())
-    opt_b = sparse_dense_adam(None, b, table_optimizer="rowwise_adagrad", table_lr=0.1)
+    opt_b = sparse_dense_adam(parameter_groups(b), table_optimizer="rowwise_adagrad", table_lr=0.1)
     opt_b.load_state_dict(copy.deepcopy(opt_a.state_dict()))  # as if read from a checkpoint
     step(a, opt_a, users, items)
     step(b, opt_b, users, items)
@@ -73,7 +73,9 @@ def test_dense_parameters_keep_adam_at_the_model_lr():
     model = torch.nn.ModuleDict(
         {"table": torch.nn.Embedding(6, 3, sparse=True), "dense": torch.nn.Linear(3, 1)}
     )
-    opt = sparse_dense_adam(None, model, lr=0.01, table_optimizer="rowwise_adagrad", table_lr=0.2)
+    opt = sparse_dense_adam(
+        parameter_groups(model), lr=0.01, table_optimizer="rowwise_adagrad", table_lr=0.2
+    )
     tables, dense = opt.inner
     assert isinstance(tables, RowWiseAdagrad) and tables.param_groups[0]["lr"] == 0.2
     assert isinstance(dense, torch.optim.Adam) and dense.param_groups[0]["lr"] == 0.01
@@ -84,7 +86,9 @@ def test_dense_parameters_keep_adam_at_the_model_lr():
 
 def test_unknown_table_optimizer_is_named():
     with pytest.raises(ValueError, match="table_optimizer must be 'adam' or 'rowwise_adagrad'"):
-        sparse_dense_adam(None, MatrixFactorization(3, 3, 2, sparse=True), table_optimizer="sgd")
+        sparse_dense_adam(
+            parameter_groups(MatrixFactorization(3, 3, 2, sparse=True)), table_optimizer="sgd"
+        )
 
 
 def test_config_trains_beats_popularity_and_resumes(tiny_cfg, tmp_path):

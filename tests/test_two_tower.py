@@ -12,6 +12,7 @@ from recsys.data.interactions import FeatureTable
 from recsys.data.sources.synthetic import SyntheticSource
 from recsys.metrics.evaluate import evaluate_ranking
 from recsys.models.components.towers import TwoTower
+from recsys.models.contracts import ScorerInputs
 from recsys.models.factory import build_scorer
 from recsys.models.losses import InBatchSoftmaxLoss
 from recsys.run_loading import load_run
@@ -36,7 +37,7 @@ def data():
 @pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning")
 def test_scripted_model_matches_eager(tiny_cfg, data):
     cfg = tiny_cfg("model=two_tower", "model.scorer.item_id_dropout=0.3")
-    model = build_scorer(cfg.model.scorer, data).eval()
+    model = build_scorer(cfg.model.scorer, ScorerInputs.from_data(data)).eval()
     scripted = torch.jit.script(model)
     users, items = torch.tensor([0, 5, 7]), torch.tensor([3, 3, 79])
     torch.testing.assert_close(scripted.user_embedding(users), model.user_embedding(users))
@@ -85,7 +86,10 @@ def test_item_id_dropout_applies_in_training_only():
 def test_gradients_reach_both_towers_and_the_temperature(data):
     model = TwoTower(data.num_users, data.num_items, 16, data.user_features, data.item_features)
     loss_fn = InBatchSoftmaxLoss(logq_correction="counts", mixed_negatives=True)
-    loss_fn.prepare(torch.bincount(data.train.items, minlength=data.num_items))
+    loss_fn.prepare(
+        torch.bincount(data.train.items, minlength=data.num_items),
+        torch.full((data.num_items,), 1.0 / data.num_items),
+    )
     users, items = data.train.users[:32], data.train.items[:32]
     negatives = torch.randint(data.num_items, (32, 2))
     both = model.item_embedding(torch.cat([items, negatives.view(-1)]))
@@ -147,12 +151,12 @@ def test_default_two_tower_beats_popularity(tmp_path, optimizer):
 
 def test_sparse_id_tables_update_only_the_batch_rows(tiny_cfg, data):
     """optimizer=sparse_adam: id tables get row-sparse gradients and lazy updates, the MLPs Adam."""
-    from recsys.optim.sparse_adam import sparse_dense_adam
+    from recsys.optim.sparse_adam import parameter_groups, sparse_dense_adam
 
     cfg = tiny_cfg("model=two_tower", "optimizer=sparse_adam")
-    model = build_scorer(cfg.model.scorer, data)
+    model = build_scorer(cfg.model.scorer, ScorerInputs.from_data(data))
     assert model.item_tower.id_table.sparse and model.user_tower.id_table.sparse
-    optimizer = sparse_dense_adam(model.parameters(), model, lr=0.01, weight_decay=0.05)
+    optimizer = sparse_dense_adam(parameter_groups(model), lr=0.01, weight_decay=0.05)
     ids_before = model.item_tower.id_table.weight.detach().clone()
     mlp_before = model.item_tower.mlp[0].weight.detach().clone()
     users, items = torch.tensor([0, 1, 2]), torch.tensor([5, 6, 5])

@@ -85,16 +85,16 @@ class InteractionDataModule(pl.LightningDataModule):
         )
 
     def _device(self) -> torch.device:
-        trainer = getattr(self, "trainer", None)
+        trainer = self.trainer  # None until Lightning attaches the datamodule
         return trainer.strategy.root_device if trainer is not None else torch.device("cpu")
 
     def _epoch(self) -> int:
-        trainer = getattr(self, "trainer", None)
+        trainer = self.trainer  # None until Lightning attaches the datamodule
         return trainer.current_epoch if trainer is not None else 0
 
     def _shard(self) -> dict[str, int]:
         """This process's (rank, world_size) under DDP; Lightning adds no sampler to our iterables."""
-        trainer = getattr(self, "trainer", None)
+        trainer = self.trainer  # None until Lightning attaches the datamodule
         if trainer is None:
             return {"rank": 0, "world_size": 1}
         return {"rank": trainer.global_rank, "world_size": trainer.world_size}

@@ -35,6 +35,12 @@ class NegativeSampler:
             weights = item_counts.double().clamp(min=0) ** alpha
             self.probs = (weights / weights.sum()).float()
 
+    def item_probabilities(self) -> Tensor:
+        """(I,) probability of drawing each item: what a logQ correction subtracts the log of."""
+        if self.probs is None:
+            return torch.full((self.num_items,), 1.0 / self.num_items, dtype=torch.float64)
+        return self.probs
+
     def to(self, device: torch.device) -> NegativeSampler:
         if self.probs is not None:
             self.probs = self.probs.to(device)

@@ -19,6 +19,7 @@ from torch import Tensor, nn
 from recsys.data.interactions import InteractionData
 from recsys.errors import RunError
 from recsys.metrics.classification import lift_table
+from recsys.models.contracts import Scorer, has_propensity_head
 from recsys.run_loading import load_run
 
 NUM_DECILES = 10
@@ -40,9 +41,9 @@ def item_indices(data: InteractionData, items: Sequence | str | int) -> list[int
 
 
 @torch.no_grad()
-def user_probabilities(scorer: nn.Module, items: Tensor, chunk_elements: int = 2**22) -> Tensor:
+def user_probabilities(scorer: Scorer, items: Tensor, chunk_elements: int = 2**22) -> Tensor:
     """(K, U) calibrated probabilities of every user for each of the K items, on the scorer's device."""
-    if not hasattr(scorer, "propensity"):
+    if not has_propensity_head(scorer):
         raise AudienceError(
             "this run's model has no propensity head (train with model=*_propensity)"
         )

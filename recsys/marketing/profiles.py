@@ -21,11 +21,10 @@ ITEM_CATEGORY_FIELDS = ("category", "genres", "genre", "categories")  # preferre
 def value_names(data: InteractionData, table: FeatureTable, name: str, width: int) -> list[str]:
     """Readable names of a feature's codes (or multi-hot columns); `name=code` where unknown.
 
-    A FeatureTable may carry `labels: {name: [name of code 0, 1, ...]}`; MovieLens genres and age
-    buckets are named from the loader's own constants until it does.
+    MovieLens genres and age buckets are named from the loader's own constants.
     """
-    names = getattr(table, "labels", {}).get(name)
-    if names is None and data.name == "ml-100k":
+    names = None
+    if data.name == "ml-100k":
         from recsys.data.sources.movielens import AGE_BUCKETS, GENRES
 
         spans = [f"{a}-{b - 1}" for a, b in zip(AGE_BUCKETS[:-1], AGE_BUCKETS[1:], strict=True)]

@@ -8,21 +8,19 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from recsys.metrics.ranking import RankingAccumulator, topk_items
+from recsys.models.contracts import Scorer
 
 
-def score_all_items(scorer: nn.Module, users: Tensor) -> Tensor:
-    """(B, I) float32 scores; uses the scorer's own `score_all_items` when it has one."""
+def score_all_items(scorer: Scorer, users: Tensor) -> Tensor:
+    """(B, I) float32 scores, outside autocast: rankings are decided in full precision."""
     with torch.autocast(device_type=users.device.type, enabled=False):
-        if hasattr(scorer, "score_all_items"):
-            return scorer.score_all_items(users).float()
-        items = torch.arange(scorer.num_items, device=users.device)
-        return scorer.user_embedding(users).float() @ scorer.item_embedding(items).float().T
+        return scorer.score_all_items(users).float()
 
 
-def rank_batch(scorer: nn.Module, batch: dict[str, Tensor], k: int) -> Tensor:
+def rank_batch(scorer: Scorer, batch: dict[str, Tensor], k: int) -> Tensor:
     scores = score_all_items(scorer, batch["users"])
     # A scorer's `score_all_items` returns a new tensor (MF, two-tower: a matmul), which the mask
     # may overwrite instead of copying B x I floats; a view (popularity's expanded counts) is copied.
@@ -32,7 +30,7 @@ def rank_batch(scorer: nn.Module, batch: dict[str, Tensor], k: int) -> Tensor:
 
 @torch.no_grad()
 def evaluate_ranking(
-    scorer: nn.Module,
+    scorer: Scorer,
     batches: Iterable[dict[str, Tensor]],
     ks: list[int],
     num_items: int,

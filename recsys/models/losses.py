@@ -13,6 +13,43 @@ from torch import Tensor, nn
 from recsys.models.softmax_xent import shared_candidate_xent
 from recsys.perf.scratch import ScratchBuffer
 
+LOGQ_MODES = ("counts", "streaming", "none")
+
+
+def check_logq_mode(loss: str, mode: str, allowed: tuple[str, ...] = LOGQ_MODES) -> str:
+    if mode not in allowed:
+        raise ValueError(f"{loss}: logq_correction must be one of {allowed}, got {mode!r}")
+    return mode
+
+
+class RetrievalLoss(nn.Module):
+    """Base of every retrieval loss: the call below, plus what the LightningModule may ask of it.
+
+    uses_negatives: False lets the module skip embedding the loader's sampled negatives.
+    parts: detached tensors of the last call worth logging as epoch means ({} for most losses).
+    prepare: the builder hands every loss the training item counts and the negative sampler's
+        probabilities; losses with a logQ correction keep them, the others ignore them.
+    """
+
+    uses_negatives: bool = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.parts: dict[str, Tensor] = {}
+
+    def prepare(self, item_counts: Tensor, negative_probs: Tensor) -> None:
+        """Sampling statistics; no-op for losses without a sampling correction."""
+
+    def forward(
+        self,
+        user: Tensor,
+        positive: Tensor,
+        negatives: Tensor,
+        pos_items: Tensor,
+        neg_items: Tensor,
+    ) -> Tensor:
+        raise NotImplementedError
+
 
 def row_scores(user: Tensor, candidates: Tensor) -> Tensor:
     """(B, N) dot products of each row's user with its own N candidates (B, N, D).
@@ -23,7 +60,7 @@ def row_scores(user: Tensor, candidates: Tensor) -> Tensor:
     return (candidates * user.unsqueeze(1)).sum(-1)
 
 
-class BPRLoss(nn.Module):
+class BPRLoss(RetrievalLoss):
     """Bayesian personalised ranking (Rendle et al., 2009): -log sigmoid(s(u, i+) - s(u, i-))."""
 
     def forward(
@@ -39,7 +76,7 @@ class BPRLoss(nn.Module):
         return -F.logsigmoid(pos - neg).mean()
 
 
-class BCELoss(nn.Module):
+class BCELoss(RetrievalLoss):
     """Pointwise binary cross-entropy: positives labelled 1, sampled negatives 0."""
 
     def forward(
@@ -55,13 +92,15 @@ class BCELoss(nn.Module):
         return -(F.logsigmoid(pos) + F.logsigmoid(-neg).sum(-1)).mean()
 
 
-class SampledSoftmaxLoss(nn.Module):
+class SampledSoftmaxLoss(RetrievalLoss):
     """Softmax over in-batch positives plus sampled negatives (Yi et al., 2019, "Sampling-bias-corrected
     neural modeling for large corpus item recommendations").
 
     temperature: logits are divided by it.
-    logq_correction: subtract log of each candidate's sampling probability (popularity for in-batch
-        items, the negative sampler's for sampled ones), so popular items are not over-penalised.
+    logq_correction: "counts" subtracts the log of each candidate's sampling probability (training
+        frequency for in-batch items, the negative sampler's for sampled ones), so popular items are
+        not over-penalised; "none" turns it off. ("streaming" is InBatchSoftmaxLoss's alone: it
+        estimates in-batch frequencies online.)
     remove_accidental_hits: a candidate that is the row's own positive item (other than the target
         itself) is masked out instead of being pushed down.
     """
@@ -69,26 +108,25 @@ class SampledSoftmaxLoss(nn.Module):
     def __init__(
         self,
         temperature: float = 0.1,
-        logq_correction: bool = True,
+        logq_correction: str = "counts",
         remove_accidental_hits: bool = True,
     ):
         super().__init__()
-        self.temperature, self.logq_correction = temperature, logq_correction
+        self.temperature = temperature
+        self.logq_correction = check_logq_mode(
+            "SampledSoftmaxLoss", logq_correction, ("counts", "none")
+        )
         self.remove_accidental_hits = remove_accidental_hits
         self.register_buffer("in_batch_log_q", torch.zeros(0), persistent=False)
         self.register_buffer("negative_log_q", torch.zeros(0), persistent=False)
         self._scratch = (ScratchBuffer(), ScratchBuffer())  # (B, C) logits and softmax, reused
 
-    def prepare(self, item_counts: Tensor, negative_probs: Tensor | None = None) -> None:
+    def prepare(self, item_counts: Tensor, negative_probs: Tensor) -> None:
         """Sampling probabilities from training counts: in-batch items appear in proportion to them."""
         counts = item_counts.double().clamp(min=1e-12)
         self.in_batch_log_q = (
             torch.log(counts / counts.sum()).float().to(self.in_batch_log_q.device)
         )
-        if negative_probs is None:
-            negative_probs = torch.full(
-                (counts.numel(),), 1.0 / counts.numel(), dtype=torch.float64
-            )
         self.negative_log_q = (
             torch.log(negative_probs.double().clamp(min=1e-12))
             .float()
@@ -110,7 +148,7 @@ class SampledSoftmaxLoss(nn.Module):
         if self.temperature != 1.0:
             user = user / self.temperature  # (B, D): cheaper than dividing the (B, C) logits
         bias = None  # additive (C,) correction without gradient, as in InBatchSoftmaxLoss
-        if self.logq_correction:
+        if self.logq_correction == "counts":
             if self.in_batch_log_q.numel() == 0:
                 raise RuntimeError(
                     "SampledSoftmaxLoss.prepare(item_counts) must run before training with logQ"
@@ -130,10 +168,7 @@ class SampledSoftmaxLoss(nn.Module):
         return loss
 
 
-LOGQ_MODES = ("counts", "streaming", "none")
-
-
-class InBatchSoftmaxLoss(nn.Module):
+class InBatchSoftmaxLoss(RetrievalLoss):
     """In-batch sampled softmax with log-Q correction (Yi et al., 2019) and optional mixed negatives
     (Yang et al., 2020, "Mixed negative sampling for learning two-tower neural networks").
 
@@ -157,21 +192,14 @@ class InBatchSoftmaxLoss(nn.Module):
     def __init__(
         self,
         temperature: float = 1.0,
-        logq_correction: str | bool = "counts",
+        logq_correction: str = "counts",
         remove_accidental_hits: bool = True,
         mixed_negatives: bool = True,
         streaming_alpha: float = 0.01,
     ):
         super().__init__()
-        if logq_correction is True:
-            logq_correction = "counts"
-        elif logq_correction is False or logq_correction is None:
-            logq_correction = "none"
-        if logq_correction not in LOGQ_MODES:
-            raise ValueError(
-                f"logq_correction must be one of {LOGQ_MODES}, got {logq_correction!r}"
-            )
-        self.temperature, self.logq_correction = temperature, logq_correction
+        self.temperature = temperature
+        self.logq_correction = check_logq_mode("InBatchSoftmaxLoss", logq_correction)
         self.remove_accidental_hits, self.mixed_negatives = remove_accidental_hits, mixed_negatives
         self.streaming_alpha = streaming_alpha
         self.register_buffer("train_probs", torch.zeros(0), persistent=False)  # (I,)
@@ -183,7 +211,6 @@ class InBatchSoftmaxLoss(nn.Module):
         self.register_buffer("gap", torch.zeros(0))  # (I,) estimated steps between occurrences
         self.register_buffer("copies", torch.zeros(0))  # (I,) estimated copies per batch holding it
         self.register_buffer("step", torch.zeros((), dtype=torch.float64))
-        self.parts: dict[str, Tensor] = {}
         self._scratch = (ScratchBuffer(), ScratchBuffer())  # (B, C) logits and softmax, reused
 
     @property
@@ -191,14 +218,12 @@ class InBatchSoftmaxLoss(nn.Module):
         """False lets the LightningModule skip embedding the sampled negatives."""
         return self.mixed_negatives
 
-    def prepare(self, item_counts: Tensor, negative_probs: Tensor | None = None) -> None:
+    def prepare(self, item_counts: Tensor, negative_probs: Tensor) -> None:
         """Training frequencies (for "counts") and the negative sampler's probabilities."""
         device = self.train_probs.device
         counts = item_counts.double()
         num_items = counts.numel()
         self.train_probs = (counts / counts.sum().clamp(min=1)).float().to(device)
-        if negative_probs is None:
-            negative_probs = torch.full((num_items,), 1.0 / num_items, dtype=torch.float64)
         self.negative_probs = negative_probs.float().to(device)
         if self.gap.numel() != num_items:
             self.last_step = torch.zeros(num_items, device=device)

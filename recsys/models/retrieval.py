@@ -4,17 +4,19 @@
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable
 
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
 from recsys.metrics.classification import binary_auc
 from recsys.metrics.evaluate import rank_batch
 from recsys.metrics.ranking import METRIC_NAMES, RankingAccumulator
+from recsys.models.contracts import Scorer
+from recsys.models.losses import RetrievalLoss
+from recsys.optim.sparse_adam import parameter_groups
 from recsys.perf.compiling import CompiledOrEager
 
 
@@ -28,14 +30,21 @@ def squared_norm(x: Tensor) -> Tensor:
 class RetrievalModule(pl.LightningModule):
     """Optimisation is manual: a training batch may hold several minibatches (TrainBatches'
     `steps_per_batch`), each one optimizer step, so Lightning's per-batch overhead is amortised.
+
+    optimizer: a factory called with `parameter_groups(self)` (dense parameters, and sparse tables
+        marked `row_sparse`), e.g. a `_partial_` of `recsys.optim.adam.adam`.
+    scheduler: a factory called with `optimizer=`; with `scheduler_interval="step"` also with
+        `total_steps=` (the fit's optimizer steps, as torch's OneCycleLR names it), and stepped after
+        every optimizer step; with "epoch", stepped once an epoch after validation.
     """
 
     def __init__(
         self,
-        scorer: nn.Module,
-        loss: nn.Module,
+        scorer: Scorer,
+        loss: RetrievalLoss,
         optimizer: Callable[..., torch.optim.Optimizer],
         scheduler: Callable[..., torch.optim.lr_scheduler.LRScheduler] | None = None,
+        scheduler_interval: str = "epoch",
         embedding_l2: float = 0.0,
         ks: tuple[int, ...] = (10, 20),
         monitor: str = "val/ndcg@10",
@@ -50,6 +59,11 @@ class RetrievalModule(pl.LightningModule):
         self.save_hyperparameters(ignore=["scorer", "loss", "optimizer", "scheduler"])
         self.scorer, self.loss_fn = scorer, loss
         self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
+        if scheduler_interval not in ("epoch", "step"):
+            raise ValueError(
+                f"model.module.scheduler_interval must be 'epoch' or 'step', got {scheduler_interval!r}"
+            )
+        self.scheduler_interval = scheduler_interval
         self.embedding_l2, self.ks = embedding_l2, list(ks)
         # Multi-task: loss = retrieval_weight * retrieval + propensity_weight * BCE on labelled rows.
         self.retrieval_weight, self.propensity_weight = retrieval_weight, propensity_weight
@@ -69,6 +83,7 @@ class RetrievalModule(pl.LightningModule):
     ) -> None:
         """One optimizer step per minibatch in the batch (a list of them, or a single dict)."""
         optimizer = self.optimizers()
+        scheduler = self.lr_schedulers() if self.scheduler_interval == "step" else None
         for minibatch in batch if isinstance(batch, list) else [batch]:
             loss = self.training_loss(minibatch)
             optimizer.zero_grad(set_to_none=True)
@@ -76,12 +91,14 @@ class RetrievalModule(pl.LightningModule):
             if self.gradient_clip_val:
                 self.clip_gradients(optimizer, self.gradient_clip_val, "norm")
             optimizer.step()
+            if scheduler is not None:
+                scheduler.step()
 
     def training_loss(self, batch: dict[str, Tensor]) -> Tensor:
         """The weighted training loss of one minibatch; its parts are tracked for the epoch means."""
         users, items = batch["users"], batch["items"]
         negatives = batch.get("negatives")  # absent when data.loader.num_negatives=0
-        if negatives is None or not getattr(self.loss_fn, "uses_negatives", True):
+        if negatives is None or not self.loss_fn.uses_negatives:
             negatives = items.new_zeros((items.shape[0], 0))  # in-batch only: skip embedding them
         user = self.scorer.user_embedding(users)  # (B, D)
         both = self.scorer.item_embedding(torch.cat([items, negatives.reshape(-1)]))  # (B + B*N, D)
@@ -108,7 +125,7 @@ class RetrievalModule(pl.LightningModule):
         negative = negative.view(b, n, both.shape[-1])
         terms = {"train/loss_retrieval": self.loss_fn(user, positive, negative, items, negatives)}
         # Losses that expose their terms (InBatchSoftmaxLoss.parts) get them logged as epoch means.
-        for name, value in getattr(self.loss_fn, "parts", {}).items():
+        for name, value in self.loss_fn.parts.items():
             terms[f"train/{name}"] = value
         if self.embedding_l2 > 0:
             # L2 on the rows used in this batch only: the usual BPR regulariser, also right for sparse updates.
@@ -136,7 +153,7 @@ class RetrievalModule(pl.LightningModule):
 
     def _propensity_eval(self, stage: str) -> None:
         """Uncalibrated log loss and AUC of the head on validation's labelled rows (model selection)."""
-        datamodule = getattr(self.trainer, "datamodule", None)
+        datamodule = self.trainer.datamodule
         if self.propensity_weight <= 0 or stage != "val" or datamodule is None:
             return
         rows = datamodule.labelled_rows(stage)
@@ -178,13 +195,13 @@ class RetrievalModule(pl.LightningModule):
         self._step_scheduler()
         for name, total in self._tracked.items():
             self.log(name, total / self._tracked_steps[name], prog_bar=name == "train/loss")
-        if hasattr(self.scorer, "temperature"):  # e.g. TwoTower's learned softmax temperature
-            self.log("train/temperature", self.scorer.temperature().detach().float())
+        for name, value in self.scorer.training_scalars().items():  # e.g. a learned temperature
+            self.log(f"train/{name}", value)
 
     def _step_scheduler(self) -> None:
         """Epoch-interval LR schedule (manual optimisation steps it; validation has run by now)."""
         scheduler = self.lr_schedulers()
-        if scheduler is None:
+        if scheduler is None or self.scheduler_interval != "epoch":
             return
         if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
             value = self.trainer.callback_metrics.get(self.hparams.monitor)
@@ -264,16 +281,16 @@ class RetrievalModule(pl.LightningModule):
         self._end_eval("test")
 
     def configure_optimizers(self):
-        factory = self.optimizer_factory
-        accepted = inspect.signature(getattr(factory, "func", factory)).parameters
-        # Sparse-aware factories (recsys.optim.sparse_adam.sparse_dense_adam) split the tables themselves.
-        extra = {"module": self} if "module" in accepted else {}
-        keywords = getattr(factory, "keywords", {})
-        if self.device.type == "cuda" and "fused" in accepted and "fused" not in keywords:
-            extra["fused"] = True  # one kernel for the whole update instead of one per tensor
-        if self.compile_training and "compile" in accepted and "compile" not in keywords:
-            extra["compile"] = True  # e.g. RowSparseAdam's row update
-        optimizer = factory(params=self.parameters(), **extra)
+        optimizer = self.optimizer_factory(parameter_groups(self))
         if self.scheduler_factory is None:
             return optimizer
-        return {"optimizer": optimizer, "lr_scheduler": self.scheduler_factory(optimizer=optimizer)}
+        if self.scheduler_interval == "epoch":
+            scheduler = self.scheduler_factory(optimizer=optimizer)
+        else:
+            steps_per_batch = self.trainer.datamodule.steps_per_batch
+            total = int(self.trainer.estimated_stepping_batches) * steps_per_batch
+            scheduler = self.scheduler_factory(optimizer=optimizer, total_steps=total)
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": self.scheduler_interval},
+        }

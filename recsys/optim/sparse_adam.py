@@ -251,9 +251,21 @@ class SparseDenseAdam(torch.optim.Optimizer):
             opt.load_state_dict(sd)
 
 
-def sparse_dense_adam(
-    params: Iterable, module: nn.Module, compile: bool = False, **kwargs
-) -> SparseDenseAdam:
-    """Factory used from config (`_partial_: true`): splits `module`'s parameters itself."""
+def parameter_groups(module: nn.Module) -> list[dict]:
+    """What every optimizer factory is called with: the dense parameters, and the sparse embedding
+    tables in a group marked `row_sparse` (non-empty groups only). Optimizers that know nothing of
+    the mark (torch.optim.*) treat both alike; `sparse_dense_adam` routes the tables to row updates.
+    """
     sparse, dense = split_sparse_parameters(module)
+    groups = [{"params": dense}] if dense else []
+    if sparse:
+        groups.append({"params": sparse, "row_sparse": True})
+    return groups
+
+
+def sparse_dense_adam(params: Iterable[dict], compile: bool = False, **kwargs) -> SparseDenseAdam:
+    """Factory used from config (`_partial_: true`) on `parameter_groups(module)`."""
+    sparse, dense = [], []
+    for group in params:
+        (sparse if group.get("row_sparse", False) else dense).extend(group["params"])
     return SparseDenseAdam(sparse, dense, compile=compile, **kwargs)

@@ -9,6 +9,7 @@ Two views, both written to metrics.json:
 
 from __future__ import annotations
 
+import pytorch_lightning as pl
 import torch
 from torch import Tensor, nn
 
@@ -17,18 +18,34 @@ from recsys.data.datamodule import InteractionDataModule
 from recsys.data.loaders import RankingBatches
 from recsys.data.sources.cold_start import ColdStartData
 from recsys.metrics.evaluate import evaluate_ranking
+from recsys.models.contracts import Scorer
+from recsys.models.retrieval import RetrievalModule
+from recsys.reports.run_report import RunReport
 
 
 class CandidateSubset(nn.Module):
-    """A scorer restricted to `items`: column j of `score_all_items` is item `items[j]`."""
+    """A scorer restricted to `items`: item j of this scorer is item `items[j]` of the wrapped one."""
 
-    def __init__(self, scorer: nn.Module, items: Tensor):
+    def __init__(self, scorer: Scorer, items: Tensor):
         super().__init__()
         self.scorer, self.num_items = scorer, int(items.numel())
+        self.num_users = scorer.num_users
         self.register_buffer("items", items)
+
+    def user_embedding(self, users: Tensor) -> Tensor:
+        return self.scorer.user_embedding(users)
+
+    def item_embedding(self, items: Tensor) -> Tensor:
+        return self.scorer.item_embedding(self.items[items])
+
+    def score(self, users: Tensor, items: Tensor) -> Tensor:
+        return self.scorer.score(users, self.items[items])
 
     def score_all_items(self, users: Tensor) -> Tensor:
         return self.scorer.score_all_items(users)[:, self.items]  # (B, C)
+
+    def training_scalars(self) -> dict[str, Tensor]:
+        return {}
 
 
 def random_recall(candidates: Tensor, ks: list[int]) -> dict[str, float]:
@@ -37,8 +54,17 @@ def random_recall(candidates: Tensor, ks: list[int]) -> dict[str, float]:
     return {f"recall@{k}": float((c.clamp(max=k) / c).mean()) for k in ks}
 
 
+class ColdStartReport(RunReport):
+    """`test_cold/...` and `test_cold_only/...` where the data hold cold items; nothing otherwise."""
+
+    def report(
+        self, trainer: pl.Trainer, module: RetrievalModule, datamodule: InteractionDataModule
+    ) -> dict[str, float]:
+        return cold_start_metrics(datamodule, module.scorer, module.ks)
+
+
 def cold_start_metrics(
-    datamodule: InteractionDataModule, scorer: nn.Module, ks: list[int]
+    datamodule: InteractionDataModule, scorer: Scorer, ks: list[int]
 ) -> dict[str, float]:
     data = datamodule.load()
     if not isinstance(data, ColdStartData) or data.cold_test is None or not len(data.cold_test):

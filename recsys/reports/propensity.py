@@ -1,37 +1,55 @@
 """After training a model with a propensity head: fit calibration on validation, evaluate on test
 before and after it, set it beside a one-hot logistic regression, write the reliability diagram and
-the lift table, and save the calibration into the best checkpoint (so `load_run` and export see it).
+the lift table, and save the calibration as the run's calibration.pt (`RunDir.load_scorer` applies
+it; the checkpoint stays as Lightning saved it).
 """
 
 from __future__ import annotations
 
 import logging
 import math
-from pathlib import Path
 
 import pandas as pd
 import pytorch_lightning as pl
 import torch
-from omegaconf import DictConfig
-from torch import Tensor, nn
+from pytorch_lightning.loggers import TensorBoardLogger
+from torch import Tensor
 
 from recsys.data.datamodule import InteractionDataModule
 from recsys.metrics.classification import classification_metrics, lift_table, reliability_table
 from recsys.models.calibration import fit_calibration
+from recsys.models.contracts import PropensityScorer, has_propensity_head
 from recsys.models.logreg import fit_predict_logreg
+from recsys.models.retrieval import RetrievalModule
 from recsys.reports.propensity_plots import lift_figure, reliability_figure, save_figure
+from recsys.reports.run_report import RunReport
+from recsys.run_dir import RunDir
 
 log = logging.getLogger(__name__)
 
-CALIBRATION_BUFFERS = ("log_keep_rate", "platt_a", "platt_b", "iso_x", "iso_y")
 
+class PropensityReport(RunReport):
+    """Runs where the model has a propensity head; writes its files into `run_dir`.
 
-def has_propensity_head(scorer: nn.Module) -> bool:
-    return hasattr(scorer, "propensity_logit") and hasattr(scorer, "set_calibration")
+    calibration: `model.calibration` (method platt | temperature | isotonic | none, num_bins,
+        baseline_logreg); None = those defaults.
+    """
+
+    def __init__(self, run_dir: str, calibration: dict | None = None):
+        super().__init__()
+        self.run = RunDir(run_dir)
+        self.calibration = dict(calibration or {})
+
+    def report(
+        self, trainer: pl.Trainer, module: RetrievalModule, datamodule: InteractionDataModule
+    ) -> dict[str, float]:
+        if not has_propensity_head(module.scorer):
+            return {}
+        return propensity_report(module.scorer, datamodule, self.calibration, self.run, trainer)
 
 
 @torch.no_grad()
-def head_logits(scorer: nn.Module, rows: dict[str, Tensor], chunk: int = 2**16) -> Tensor:
+def head_logits(scorer: PropensityScorer, rows: dict[str, Tensor], chunk: int = 2**16) -> Tensor:
     """Raw head logits (N,) for labelled rows, on the scorer's device, a chunk at a time; on CPU."""
     device = next(scorer.parameters()).device
     users, items = rows["users"].to(device), rows["items"].to(device)
@@ -43,15 +61,6 @@ def head_logits(scorer: nn.Module, rows: dict[str, Tensor], chunk: int = 2**16) 
     return torch.cat(out).cpu()
 
 
-def save_calibration(scorer: nn.Module, checkpoint: Path) -> None:
-    """Write the head's fitted calibration buffers into a Lightning checkpoint, in place."""
-    ckpt = torch.load(checkpoint, map_location="cpu", weights_only=True)
-    own = scorer.state_dict()
-    for name in CALIBRATION_BUFFERS:
-        ckpt["state_dict"][f"scorer.{name}"] = own[name].detach().cpu().clone()
-    torch.save(ckpt, checkpoint)
-
-
 def _prefixed(prefix: str, values: dict[str, float]) -> dict[str, float]:
     return {f"{prefix}/{k}": v for k, v in values.items()}
 
@@ -61,21 +70,19 @@ def _table_frame(table: dict[str, Tensor]) -> pd.DataFrame:
 
 
 def propensity_report(
-    scorer: nn.Module,
+    scorer: PropensityScorer,
     datamodule: InteractionDataModule,
-    calibration: DictConfig | dict,
-    out: Path,
+    calibration: dict,
+    run: RunDir,
     trainer: pl.Trainer | None = None,
 ) -> dict[str, float]:
     """Calibrate on validation, evaluate on test; returns flat metrics for metrics.json.
 
-    With a trainer, figures also go to its loggers and the calibration into the checkpoint whose
-    weights were tested (the best one, else last.ckpt).
+    The fitted calibration goes to the run's calibration.pt; with a trainer, figures also go to
+    its TensorBoard loggers.
     """
     loggers = trainer.loggers if trainer is not None else []
     step = trainer.global_step if trainer is not None else 0
-    callback = trainer.checkpoint_callback if trainer is not None else None
-    checkpoint = (callback.best_model_path or callback.last_model_path) if callback else None
     valid, test = datamodule.labelled_rows("val"), datamodule.labelled_rows("test")
     if valid is None or test is None:
         log.warning("propensity head present but validation / test rows have no labels: skipped")
@@ -109,30 +116,31 @@ def propensity_report(
 
     lift = lift_table(states["calibrated"], labels)
     metrics["test/propensity/top_decile_lift"] = float(lift["lift"][0])
-    _table_frame(lift).to_csv(out / "propensity_lift.csv", index=False)
+    _table_frame(lift).to_csv(run.path("propensity_lift.csv"), index=False)
     reliability = {k: reliability_table(v, labels, num_bins) for k, v in states.items()}
     pd.concat(
         [_table_frame(t).assign(state=k) for k, t in reliability.items()], ignore_index=True
-    ).to_csv(out / "propensity_reliability.csv", index=False)
+    ).to_csv(run.path("propensity_reliability.csv"), index=False)
     save_figure(
         reliability_figure(reliability, f"Reliability on test ({num_bins} equal-mass bins)"),
-        out / "propensity_reliability.png",
+        run.path("propensity_reliability.png"),
         loggers,
         "propensity/reliability",
         step,
     )
     save_figure(
         lift_figure(lift, "Lift and cumulative gain by decile (test exposures)"),
-        out / "propensity_lift.png",
+        run.path("propensity_lift.png"),
         loggers,
         "propensity/lift",
         step,
     )
     text = _table_frame(lift).round(4).to_string(index=False)
     for logger in loggers:
-        writer = getattr(logger, "experiment", None)
-        if hasattr(writer, "add_text"):  # indented = a preformatted block in TensorBoard's markdown
-            writer.add_text("propensity/lift_table", "    " + text.replace("\n", "\n    "), step)
+        if isinstance(logger, TensorBoardLogger):  # indented = a preformatted block in its markdown
+            logger.experiment.add_text(
+                "propensity/lift_table", "    " + text.replace("\n", "\n    "), step
+            )
 
     if calibration.get("baseline_logreg", True):
         data = datamodule.load()
@@ -146,7 +154,6 @@ def propensity_report(
         metrics.update(_prefixed("baseline_logreg/test", values))
         metrics["baseline_logreg/C"] = float(info["C"])
 
-    if checkpoint:
-        save_calibration(scorer, Path(checkpoint))
+    run.write_calibration(scorer.calibration_state())
     scorer.train(was_training)
     return metrics

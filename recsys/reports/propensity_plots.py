@@ -7,6 +7,7 @@ backend of a notebook or application that imports recsys alone.
 from __future__ import annotations
 
 from matplotlib.figure import Figure
+from pytorch_lightning.loggers import TensorBoardLogger
 from torch import Tensor
 
 
@@ -55,6 +56,5 @@ def save_figure(fig: Figure, path, loggers=(), tag: str = "", step: int = 0) -> 
     """PNG into the run directory, and the same figure into every TensorBoard logger."""
     fig.savefig(path, dpi=120)
     for logger in loggers:
-        writer = getattr(logger, "experiment", None)
-        if hasattr(writer, "add_figure"):
-            writer.add_figure(tag, fig, global_step=step, close=False)
+        if isinstance(logger, TensorBoardLogger):
+            logger.experiment.add_figure(tag, fig, global_step=step, close=False)

@@ -133,6 +133,7 @@ def ddp_children_as_single_runs(cfg: DictConfig, script: Path) -> Iterator[None]
         yield  # a DDP child, or processes started by torchrun / SLURM: nothing to launch
         return
     # Lightning's (private) hook for the child command; tests/test_ddp.py fails if it moves.
+    # hasattr: a Lightning upgrade may drop the private hook; say so instead of failing obscurely.
     if not hasattr(subprocess_script, "_hydra_subprocess_cmd"):
         raise RuntimeError("Lightning moved _hydra_subprocess_cmd: update recsys/sweeps/trial.py")
     saved_env = {k: os.environ.get(k) for k in _LAUNCH_ENV}

@@ -16,8 +16,6 @@ from torch import Tensor
 
 from recsys.data.interactions import InteractionData, Interactions
 
-OPTIONAL = ("timestamps", "ratings", "labels", "label_probs")
-
 
 @dataclass
 class ColdStartData(InteractionData):
@@ -29,10 +27,19 @@ class ColdStartData(InteractionData):
 
 def concat(parts: list[Interactions]) -> Interactions:
     """Rows of several splits in one; an optional field survives only where every part has it."""
+    columns = [
+        {
+            "timestamps": p.timestamps,
+            "ratings": p.ratings,
+            "labels": p.labels,
+            "label_probs": p.label_probs,
+        }
+        for p in parts
+    ]
     kept = {
-        name: torch.cat([getattr(p, name) for p in parts])
-        for name in OPTIONAL
-        if all(getattr(p, name) is not None for p in parts)
+        name: torch.cat([c[name] for c in columns])
+        for name in columns[0]
+        if all(c[name] is not None for c in columns)
     }
     return Interactions(
         torch.cat([p.users for p in parts]), torch.cat([p.items for p in parts]), **kept
@@ -93,6 +100,7 @@ class ColdStartSource:
                 "cold_test_users": int(torch.unique(cold_test.users).numel()),
             },
         ]
-        base = {f.name: getattr(data, f.name) for f in fields(data)}
+        # Every field of the wrapped data (vocabularies, features, ...), with the warm splits.
+        base = {f.name: vars(data)[f.name] for f in fields(data)}
         base.update(warm, report=report, name=f"{data.name}-cold")
         return ColdStartData(**base, cold_test=cold_test, cold_items=cold_items)

@@ -11,6 +11,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from recsys.models.contracts import ScorerInputs
+
 
 class MatrixFactorization(nn.Module):
     def __init__(
@@ -31,6 +33,13 @@ class MatrixFactorization(nn.Module):
         nn.init.normal_(self.user_table.weight, std=init_std)
         nn.init.normal_(self.item_table.weight[:, :dim], std=init_std)
         nn.init.zeros_(self.item_table.weight[:, dim:])  # the bias column, if any
+
+    @classmethod
+    def from_inputs(cls, inputs: ScorerInputs, **config) -> MatrixFactorization:
+        return cls(inputs.num_users, inputs.num_items, **config)
+
+    def training_scalars(self) -> dict[str, Tensor]:
+        return {}
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         """Checkpoints written before the bias moved into the item table kept it as `item_bias`."""

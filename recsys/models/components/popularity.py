@@ -10,9 +10,9 @@ from torch import Tensor, nn
 
 
 class PopularityScorer(nn.Module):
-    def __init__(self, item_counts: Tensor):
+    def __init__(self, item_counts: Tensor, num_users: int = 0):
         super().__init__()
-        self.num_items = int(item_counts.numel())
+        self.num_users, self.num_items = num_users, int(item_counts.numel())
         self.register_buffer("counts", item_counts.float().view(-1, 1))  # (I, 1)
 
     def user_embedding(self, users: Tensor) -> Tensor:
@@ -26,3 +26,6 @@ class PopularityScorer(nn.Module):
 
     def score_all_items(self, users: Tensor) -> Tensor:
         return self.counts.T.expand(users.numel(), -1)
+
+    def training_scalars(self) -> dict[str, Tensor]:
+        return {}

@@ -20,6 +20,8 @@ import math
 import torch
 from torch import Tensor, nn
 
+from recsys.models.contracts import Scorer, ScorerInputs
+
 
 class WithPropensityHead(nn.Module):
     """A scorer plus a propensity MLP on its user and item representations.
@@ -32,7 +34,7 @@ class WithPropensityHead(nn.Module):
 
     def __init__(
         self,
-        base: nn.Module,
+        base: Scorer,
         hidden: tuple[int, ...] | list[int] = (64,),
         dropout: float = 0.0,
         context_dim: int = 0,
@@ -61,6 +63,14 @@ class WithPropensityHead(nn.Module):
         self.register_buffer("platt_b", torch.zeros(()))
         self.register_buffer("iso_x", torch.zeros(0))  # (K,) increasing probabilities
         self.register_buffer("iso_y", torch.zeros(0))  # (K,) calibrated values at iso_x
+
+    @classmethod
+    def from_inputs(cls, inputs: ScorerInputs, base: Scorer, **config) -> WithPropensityHead:
+        """The base scorer is built first from the same inputs (`build_scorer`) and passed in."""
+        return cls(base, **config)
+
+    def training_scalars(self) -> dict[str, Tensor]:
+        return self.base.training_scalars()
 
     # ----- scorer contract: the base's -----
     @torch.jit.export
@@ -150,6 +160,17 @@ class WithPropensityHead(nn.Module):
         self.platt_b.fill_(b)
         self.iso_x = (iso_x if iso_x is not None else torch.zeros(0)).float().to(device)
         self.iso_y = (iso_y if iso_y is not None else torch.zeros(0)).float().to(device)
+
+    @torch.jit.unused
+    def calibration_state(self) -> dict[str, Tensor]:
+        state = {
+            "log_keep_rate": self.log_keep_rate,
+            "platt_a": self.platt_a,
+            "platt_b": self.platt_b,
+            "iso_x": self.iso_x,
+            "iso_y": self.iso_y,
+        }
+        return {name: value.detach().cpu().clone() for name, value in state.items()}
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):  # type: ignore[override]
         # The isotonic knots have a fitted length: resize before the strict shape check.

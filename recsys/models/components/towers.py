@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from recsys.models.components.features import FeatureEncoder
+from recsys.models.contracts import ScorerInputs
 
 log = logging.getLogger(__name__)
 
@@ -184,6 +185,21 @@ class TwoTower(nn.Module):
         else:
             self.register_buffer("log_temperature", log_t)
         self.min_temperature = float(min_temperature)
+
+    @classmethod
+    def from_inputs(cls, inputs: ScorerInputs, **config) -> TwoTower:
+        return cls(
+            inputs.num_users,
+            inputs.num_items,
+            user_features=inputs.user_features,
+            item_features=inputs.item_features,
+            user_counts=inputs.user_counts,
+            item_counts=inputs.item_counts,
+            **config,
+        )
+
+    def training_scalars(self) -> dict[str, Tensor]:
+        return {"temperature": self.temperature().detach().float()}
 
     @torch.jit.export
     def temperature(self) -> Tensor:

@@ -1,0 +1,224 @@
+"""`RunDir` owns every path and file of a training run directory: one writer and one reader each.
+
+Training writes the run through it; export, recommend, marketing and compare read a run only
+through it. Everything serving needs (sizes, side features, seen items, item counts, calibration)
+is saved at training time, so reading a run never touches the training data files. Every file is
+written atomically (temp file, fsync, rename): a crash or a full disk leaves the old file whole.
+Checkpoints are read with `weights_only=True`: a run directory is data, never code.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from omegaconf import DictConfig, OmegaConf
+from torch import Tensor
+
+from recsys.errors import DataError, RunError
+from recsys.models.contracts import PropensityScorer, Scorer, ScorerInputs
+from recsys.models.factory import build_scorer
+
+SPLITS = ("train", "valid", "test")
+# The only characters a one-id-per-line vocabulary cannot hold; every other character (tabs,
+# spaces, U+2028, ...) is kept as it is, because lines are split on "\n" alone.
+LINE_ENDS = ("\n", "\r")
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Replace `path` with `data` all at once: readers see the old file or the new, never a part."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)  # the rename itself survives a power cut
+    finally:
+        os.close(dir_fd)
+
+
+def encode_vocabulary(ids, what: str) -> bytes:
+    """One id per line, UTF-8, "\n"-terminated; an id holding a line end is refused by name."""
+    lines = [str(x) for x in ids]
+    for index, value in enumerate(lines):
+        if any(end in value for end in LINE_ENDS):
+            raise DataError(
+                f"{what} id at index {index} ({value!r}) holds a line break; ids must fit on one line"
+            )
+    return "".join(f"{v}\n" for v in lines).encode("utf-8")
+
+
+def decode_vocabulary(data: bytes) -> list[str]:
+    """The inverse of `encode_vocabulary` (serving/loader.py reads the same way, without recsys)."""
+    return data.decode("utf-8").split("\n")[:-1]
+
+
+class RunDir:
+    """A training run's directory. Paths are properties; writers and readers are methods."""
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+
+    # ----- paths -----
+    @property
+    def config_path(self) -> Path:
+        return self.root / ".hydra" / "resolved.yaml"
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.root / "checkpoints"
+
+    @property
+    def vocab_dir(self) -> Path:
+        return self.root / "vocab"
+
+    @property
+    def export_dir(self) -> Path:
+        return self.root / "export"
+
+    def path(self, name: str) -> Path:
+        """A report file of the run (`metrics.json`, `propensity_lift.png`, ...)."""
+        return self.root / name
+
+    # ----- writers -----
+    def write_config(self, cfg: DictConfig) -> None:
+        """The resolved config: what the run's scorer is rebuilt from (Hydra keeps the unresolved)."""
+        write_atomic(self.config_path, OmegaConf.to_yaml(cfg, resolve=True).encode())
+
+    def write_json(self, name: str, obj: dict) -> None:
+        text = json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n"
+        write_atomic(self.path(name), text.encode())
+
+    def write_vocabularies(self, user_ids, item_ids, item_titles=None) -> None:
+        """vocab/users.txt, items.txt (line i = raw id of index i), item_titles.txt where known."""
+        files = {"users": user_ids, "items": item_ids}
+        if item_titles is not None:
+            files["item_titles"] = item_titles
+        for name, ids in files.items():
+            write_atomic(self.vocab_dir / f"{name}.txt", encode_vocabulary(ids, name))
+
+    def write_per_user_metrics(self, table: dict[str, Tensor], user_ids: np.ndarray) -> None:
+        """One row per test user: raw id, index and every ranking metric (for paired comparisons)."""
+        if not table:
+            return
+        idx = table["user_idx"].numpy()
+        frame = pd.DataFrame({"user_id": user_ids[idx].astype(str), "user_idx": idx})
+        for name, values in table.items():
+            if name != "user_idx":
+                frame[name] = values.numpy()
+        frame = frame.sort_values("user_idx")
+        write_atomic(self.path("per_user_metrics.parquet"), frame.to_parquet(index=False))
+
+    def write_training_state(
+        self, inputs: ScorerInputs, seen: dict[str, tuple[Tensor, Tensor]]
+    ) -> None:
+        """What serving needs from the data: the scorer's inputs, and each split's (user, item)
+        pairs (seen items to exclude, item counts for the popularity fallback)."""
+        state = {"scorer_inputs": inputs.to_state(), "seen": seen}
+        write_atomic(self.path("training_state.pt"), _torch_bytes(state))
+
+    def write_calibration(self, state: dict[str, Tensor]) -> None:
+        """The propensity head's calibration, fitted after training; the checkpoint stays as saved."""
+        write_atomic(self.path("calibration.pt"), _torch_bytes(state))
+
+    # ----- readers -----
+    def config(self) -> DictConfig:
+        if not self.config_path.is_file():
+            raise RunError(
+                f"{self.root}: not a recsys run directory (no .hydra/resolved.yaml); "
+                "run scripts/train.py first"
+            )
+        return OmegaConf.load(self.config_path)
+
+    def read_json(self, name: str) -> dict:
+        path = self.path(name)
+        return json.loads(path.read_text()) if path.is_file() else {}
+
+    def metrics(self) -> dict:
+        return self.read_json("metrics.json")
+
+    def vocabulary(self, name: str) -> list[str]:
+        path = self.vocab_dir / f"{name}.txt"
+        if not path.is_file():
+            raise RunError(f"{path}: missing; the run did not finish writing its vocabularies")
+        return decode_vocabulary(path.read_bytes())
+
+    def has_vocabulary(self, name: str) -> bool:
+        return (self.vocab_dir / f"{name}.txt").is_file()
+
+    def _training_state(self) -> dict:
+        path = self.path("training_state.pt")
+        if not path.is_file():
+            raise RunError(
+                f"{self.root}: no training_state.pt (written by a recsys without it); "
+                f"train it again with hydra.run.dir={self.root}"
+            )
+        return torch.load(path, map_location="cpu", weights_only=True)
+
+    def scorer_inputs(self) -> ScorerInputs:
+        return ScorerInputs.from_state(self._training_state()["scorer_inputs"])
+
+    def seen_pairs(self, split: str) -> tuple[Tensor, Tensor]:
+        """(users, items) of one split, as indices into the run's vocabularies."""
+        if split not in SPLITS:
+            raise RunError(f"unknown split {split!r}: one of {SPLITS}")
+        return self._training_state()["seen"][split]
+
+    def find_checkpoint(self, which: str = "best") -> Path:
+        """'best' (the epochNNN file ModelCheckpoint kept), 'last', or an explicit path."""
+        folder = self.checkpoints
+        if which not in ("best", "last"):
+            path = Path(which)
+            if not path.is_file():
+                raise RunError(f"{path}: checkpoint not found")
+            return path
+        if which == "last" and (folder / "last.ckpt").is_file():
+            return folder / "last.ckpt"
+        best = sorted(folder.glob("epoch*.ckpt"), key=lambda p: p.stat().st_mtime)
+        if best:
+            return best[-1]
+        if (folder / "last.ckpt").is_file():
+            return folder / "last.ckpt"
+        raise RunError(
+            f"{self.root}: no checkpoint in {folder}; train it again with hydra.run.dir={self.root}"
+        )
+
+    def load_scorer(
+        self, checkpoint: str | Path = "best", map_location: str | torch.device = "cpu"
+    ) -> tuple[Scorer, Path]:
+        """The trained scorer in fp32 eval mode (a bf16-mixed GPU run loads on a CPU-only machine),
+        with its calibration where one was fitted; returns (scorer, checkpoint path)."""
+        ckpt = self.find_checkpoint(str(checkpoint))
+        scorer = build_scorer(self.config().model.scorer, self.scorer_inputs())
+        state = torch.load(ckpt, map_location=map_location, weights_only=True)["state_dict"]
+        own = {
+            k.removeprefix("scorer."): v.float() if v.is_floating_point() else v
+            for k, v in state.items()
+            if k.startswith("scorer.")
+        }
+        scorer.load_state_dict(own)
+        calibration = self.path("calibration.pt")
+        if calibration.is_file() and isinstance(scorer, PropensityScorer):
+            fitted = torch.load(calibration, map_location="cpu", weights_only=True)
+            scorer.load_state_dict({**scorer.state_dict(), **fitted})
+        return scorer.float().eval(), ckpt
+
+
+def _torch_bytes(obj) -> bytes:
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    return buffer.getvalue()
