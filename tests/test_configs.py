@@ -23,7 +23,7 @@ from hydra.utils import get_object
 from omegaconf import OmegaConf
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
-GROUPS = ("data", "model", "optimizer", "trainer", "logger", "callbacks")
+GROUPS = ("data", "model", "scheduler", "optimizer", "trainer", "logger", "callbacks")
 ENTRIES = ("export", "segment", "audience", "ab_plan")
 SPECIAL = {"_target_", "_partial_", "_convert_", "_recursive_"}
 # Keys the code takes off a mapping before instantiating its target, and what receives them instead:
