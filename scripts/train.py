@@ -1,7 +1,6 @@
 """Train a recommender: `python scripts/train.py [group=option ...] [key=value ...]`.
 
-Sweeps: `python scripts/train.py -m model.dim=32,64 model.loss=bpr,softmax` (README, "Sweeps and
-multi-GPU"). Returns the optimised metric so Hydra sweepers (Optuna) can use it.
+Sweeps: `python scripts/train.py -m model.dim=32,64 model.loss=bpr,softmax` (docs/sweeps_multi_gpu.md). Returns the optimised metric so Hydra sweepers (Optuna) can use it.
 """
 
 import os

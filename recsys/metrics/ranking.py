@@ -1,6 +1,6 @@
 """Full-ranking metrics over the whole catalogue, on tensors, one chunk of users at a time.
 
-Conventions (README, "Metrics"):
+Conventions (README, "Results": the protocol):
 - every item is ranked; the user's seen items (training, and validation at test time) are masked;
 - ties are broken by the lower item index, on every device (see `topk_items`);
 - Recall@K = hits in top-K / number of the user's test items;

@@ -2,8 +2,8 @@
 
 Eager, the update is about sixteen passes over the touched rows (gather, moments, scatter, step),
 each a separate kernel reading and writing memory; compiled, inductor turns it into a loop or two
-that gather, update and scatter each row once (on Amazon-Beauty-sized tables on one CPU core:
-6.9 ms instead of 9.4 ms per item-table step; README "Benchmarks"). Compiling needs a C++ compiler
+that gather, update and scatter each row once (benchmarks/compile_ab.py; docs/benchmarks.md).
+Compiling needs a C++ compiler
 on CPU (Triton on CUDA) and takes seconds on the first step (recsys/perf/compiling.py).
 """
 

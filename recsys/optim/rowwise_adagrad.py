@@ -6,7 +6,7 @@ by lr / (sqrt(accumulator) + eps). Lazy Adam reads and writes three [rows, dim] 
 row (weights and two moments); this touches the weights and a [rows] vector that stays in cache.
 Once the tables outgrow the CPU's caches that is the difference that counts: from 1M to 50M
 interactions MF's epoch time grows with log-log slope 1.18 under lazy Adam and 1.02 under this
-(benchmarks/scaling.py, README "Benchmarks").
+(benchmarks/scaling.py, docs/benchmarks.md).
 """
 
 from __future__ import annotations

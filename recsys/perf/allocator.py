@@ -2,9 +2,9 @@
 
 A training step frees multi-MB temporaries (embedding gradients, their sums, the coalesced
 gradient) that the next step allocates again. glibc hands blocks above its mmap threshold back to
-the OS and trims the heap's free top, so each step page-faults that memory back in (1,300-3,300
-faults a step in tests/test_allocator.py's MF loop, under 110 with this; MF at 50M interactions
-took 207 s an epoch before, 184-193 s after: README "Benchmarks"). Raising the mmap threshold to
+the OS and trims the heap's free top, so each step page-faults that memory back in
+(tests/test_allocator.py counts the faults; docs/benchmarks.md has the epoch times). Raising the
+mmap threshold to
 glibc's ceiling (32 MiB on 64-bit) and the trim threshold to 1 GiB keeps those blocks in the heap
 for reuse, as tcmalloc or jemalloc would.
 
