@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from recsys.data.csr import UserItemCSR
+from recsys.csr import UserItemCSR
 from recsys.metrics.evaluate import score_all_items
 from recsys.metrics.ranking import topk_items
 from recsys.serving.manifest import SUFFIX
