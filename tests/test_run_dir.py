@@ -13,7 +13,7 @@ import torch
 from recsys.errors import DataError
 from recsys.run_dir import RunDir, write_atomic
 from recsys.serving import loader
-from recsys.serving.exporter import write_vocabularies
+from recsys.serving.exporter import write_export_vocabularies
 from recsys.serving.manifest import write_manifest
 from recsys.train import train
 from tests.conftest import ROOT, compose_config
@@ -34,7 +34,7 @@ def test_vocabulary_round_trip_from_run_to_serving_loader(tmp_path):
     assert vocab == {"users": AWKWARD, "items": items, "item_titles": AWKWARD[::-1]}
 
     export = tmp_path / "export"
-    files = write_vocabularies(export, vocab, torch.tensor([3, 0, 14]))
+    files = write_export_vocabularies(export, vocab, torch.tensor([3, 0, 14]))
     write_manifest(export, {"vocab": files})  # loader.read_vocabulary checks sha256 first
     for name, ids in vocab.items():
         assert loader.read_vocabulary(export, name) == ids, name

@@ -46,7 +46,9 @@ def run_vocabularies(run: RunDir, scorer) -> dict[str, list[str]]:
     return vocab
 
 
-def write_vocabularies(folder: Path, vocab: dict[str, list[str]], popular: torch.Tensor):
+def write_export_vocabularies(
+    folder: Path, vocab: dict[str, list[str]], popular: torch.Tensor
+) -> dict[str, str]:
     """vocab/<name>.txt of the export, encoded as the run's own (`encode_vocabulary`), plus
     popular_items.txt; returns the manifest's `vocab` entry."""
     files = {**vocab, "popular_items": [vocab["items"][i] for i in popular.tolist()]}
@@ -106,7 +108,7 @@ def export_run(
     staging.mkdir(parents=True)
     try:  # staging is renamed away on success and on failed parity; anything else removes it
         popular = artifacts.popular_items(excluded, scorer.num_items, num_popular)
-        vocab_files = write_vocabularies(staging, vocab, popular)
+        vocab_files = write_export_vocabularies(staging, vocab, popular)
         shutil.copyfile(Path(__file__).with_name("loader.py"), staging / "loader.py")
         entries: dict[str, dict] = {}
         for fmt in formats:
