@@ -18,7 +18,7 @@ from datetime import date
 import torch
 
 from benchmarks.common import load_datamodule, results_path
-from recsys.data.csr import UserItemCSR
+from recsys.csr import UserItemCSR
 from recsys.data.loaders import RankingBatches
 from recsys.metrics.evaluate import evaluate_ranking
 from recsys.metrics.ranking import RankingAccumulator, topk_items

@@ -28,7 +28,7 @@ from pathlib import Path
 import torch
 
 from benchmarks.common import load_datamodule, results_path
-from recsys.data.csr import UserItemCSR
+from recsys.csr import UserItemCSR
 from recsys.metrics.evaluate import score_all_items
 from recsys.metrics.ranking import topk_items
 from recsys.models.components.mf import MatrixFactorization

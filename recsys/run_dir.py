@@ -2,8 +2,9 @@
 
 Training writes the run through it; export, recommend, marketing and compare read a run only
 through it. Everything serving needs (sizes, side features, seen items, item counts, calibration)
-is saved at training time, so reading a run never touches the training data files. Every file is
-written atomically (temp file, fsync, rename): a crash or a full disk leaves the old file whole.
+is saved at training time, so reading a run never touches the training data files; only
+`RunDir.load_data` rebuilds them, for labels and re-evaluation. Every file is written atomically
+(temp file, fsync, rename): a crash or a full disk leaves the old file whole.
 Checkpoints are read with `weights_only=True`: a run directory is data, never code.
 """
 
@@ -13,7 +14,9 @@ import io
 import json
 import os
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -24,6 +27,9 @@ from torch import Tensor
 from recsys.errors import DataError, RunError
 from recsys.models.contracts import PropensityScorer, Scorer, ScorerInputs
 from recsys.models.factory import build_scorer
+
+if TYPE_CHECKING:
+    from recsys.data.datamodule import InteractionDataModule
 
 SPLITS = ("train", "valid", "test")
 # The only characters a one-id-per-line vocabulary cannot hold; every other character (tabs,
@@ -51,6 +57,12 @@ def write_atomic(path: Path, data: bytes) -> None:
         os.close(dir_fd)
 
 
+def write_json(path: Path, obj: dict) -> None:
+    """Sorted, indented JSON, written atomically (run reports, segment and audience summaries)."""
+    text = json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n"
+    write_atomic(path, text.encode())
+
+
 def encode_vocabulary(ids, what: str) -> bytes:
     """One id per line, UTF-8, "\n"-terminated; an id holding a line end is refused by name."""
     lines = [str(x) for x in ids]
@@ -72,6 +84,7 @@ class RunDir:
 
     def __init__(self, root: str | Path):
         self.root = Path(root)
+        self._state: dict | None = None  # training_state.pt, read once
 
     # ----- paths -----
     @property
@@ -100,16 +113,17 @@ class RunDir:
         write_atomic(self.config_path, OmegaConf.to_yaml(cfg, resolve=True).encode())
 
     def write_json(self, name: str, obj: dict) -> None:
-        text = json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n"
-        write_atomic(self.path(name), text.encode())
+        write_json(self.path(name), obj)
 
     def write_vocabularies(self, user_ids, item_ids, item_titles=None) -> None:
-        """vocab/users.txt, items.txt (line i = raw id of index i), item_titles.txt where known."""
+        """vocab/users.txt, items.txt (line i = raw id of index i), item_titles.txt where known.
+        Every file is encoded before any is written: a refused id leaves all of them as they were."""
         files = {"users": user_ids, "items": item_ids}
         if item_titles is not None:
             files["item_titles"] = item_titles
-        for name, ids in files.items():
-            write_atomic(self.vocab_dir / f"{name}.txt", encode_vocabulary(ids, name))
+        encoded = {name: encode_vocabulary(ids, name) for name, ids in files.items()}
+        for name, data in encoded.items():
+            write_atomic(self.vocab_dir / f"{name}.txt", data)
 
     def write_per_user_metrics(self, table: dict[str, Tensor], user_ids: np.ndarray) -> None:
         """One row per test user: raw id, index and every ranking metric (for paired comparisons)."""
@@ -130,6 +144,7 @@ class RunDir:
         pairs (seen items to exclude, item counts for the popularity fallback)."""
         state = {"scorer_inputs": inputs.to_state(), "seen": seen}
         write_atomic(self.path("training_state.pt"), _torch_bytes(state))
+        self._state = None
 
     def write_calibration(self, state: dict[str, Tensor]) -> None:
         """The propensity head's calibration, fitted after training; the checkpoint stays as saved."""
@@ -151,6 +166,10 @@ class RunDir:
     def metrics(self) -> dict:
         return self.read_json("metrics.json")
 
+    def per_user_metrics(self) -> pd.DataFrame | None:
+        path = self.path("per_user_metrics.parquet")
+        return pd.read_parquet(path) if path.is_file() else None
+
     def vocabulary(self, name: str) -> list[str]:
         path = self.vocab_dir / f"{name}.txt"
         if not path.is_file():
@@ -167,7 +186,9 @@ class RunDir:
                 f"{self.root}: no training_state.pt (written by a recsys without it); "
                 f"train it again with hydra.run.dir={self.root}"
             )
-        return torch.load(path, map_location="cpu", weights_only=True)
+        if self._state is None:
+            self._state = torch.load(path, map_location="cpu", weights_only=True)
+        return self._state
 
     def scorer_inputs(self) -> ScorerInputs:
         return ScorerInputs.from_state(self._training_state()["scorer_inputs"])
@@ -202,8 +223,9 @@ class RunDir:
     ) -> tuple[Scorer, Path]:
         """The trained scorer in fp32 eval mode (a bf16-mixed GPU run loads on a CPU-only machine),
         with its calibration where one was fitted; returns (scorer, checkpoint path)."""
+        cfg = self.config()  # first: a folder that is no run says so, not "no checkpoint"
         ckpt = self.find_checkpoint(str(checkpoint))
-        scorer = build_scorer(self.config().model.scorer, self.scorer_inputs())
+        scorer = build_scorer(cfg.model.scorer, self.scorer_inputs())
         state = torch.load(ckpt, map_location=map_location, weights_only=True)["state_dict"]
         own = {
             k.removeprefix("scorer."): v.float() if v.is_floating_point() else v
@@ -216,6 +238,49 @@ class RunDir:
             fitted = torch.load(calibration, map_location="cpu", weights_only=True)
             scorer.load_state_dict({**scorer.state_dict(), **fitted})
         return scorer.float().eval(), ckpt
+
+    def load(
+        self, checkpoint: str | Path = "best", map_location: str | torch.device = "cpu"
+    ) -> TrainedRun:
+        """The run's config and trained scorer (see `load_scorer`); reads no data file."""
+        scorer, ckpt = self.load_scorer(checkpoint, map_location)
+        return TrainedRun(self, self.config(), scorer, ckpt)
+
+    def load_data(self) -> InteractionDataModule:
+        """The run's datamodule with its data loaded (`.data`), rebuilt from the saved config.
+
+        The one place that reads the training data files again, for what the run directory does
+        not keep: labels (segment conversion rates, the audience lift table on test exposures) and
+        re-evaluation. Refused when the rebuilt data index users or items differently from the
+        run's vocabularies: the data changed since training, so indices no longer mean the same ids.
+        """
+        from recsys.data.datamodule import build_datamodule  # reading a run needs no data module
+
+        cfg = self.config()
+        datamodule = build_datamodule(cfg.data, cfg.seed)
+        data = datamodule.load()
+        for name, ids in (("users", data.user_ids), ("items", data.item_ids)):
+            if self.vocabulary(name) != [str(x) for x in ids]:
+                raise RunError(
+                    f"{self.vocab_dir / name}.txt: differs from the {name} of the rebuilt data; "
+                    "the data changed since training, so the model's indices no longer mean "
+                    "the same ids"
+                )
+        return datamodule
+
+
+@dataclass
+class TrainedRun:
+    """A finished run loaded back by `RunDir.load`: its directory, resolved config and scorer."""
+
+    run_dir: RunDir
+    cfg: DictConfig
+    scorer: Scorer
+    checkpoint_path: Path
+
+    @property
+    def metrics(self) -> dict:
+        return self.run_dir.metrics()
 
 
 def _torch_bytes(obj) -> bytes:

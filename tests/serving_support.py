@@ -13,6 +13,7 @@ from hydra.core.global_hydra import GlobalHydra
 from torch import Tensor, nn
 
 from recsys.models.components.mf import MatrixFactorization
+from recsys.run_dir import RunDir
 from recsys.serving.exporter import export_from_config
 from recsys.train import train
 from tests.conftest import CONF, ROOT, TINY, compose_config
@@ -77,7 +78,7 @@ class FeatureTowers(nn.Module):
 def trained_run(base: Path, name: str, *overrides: str) -> Path:
     """Train a tiny run once per session (keyed by `name`) and return its directory."""
     run_dir = base / name
-    if not (run_dir / "metrics.json").is_file():
+    if not RunDir(run_dir).path("metrics.json").is_file():
         train(compose_config([*TINY, *overrides], run_dir))
     return run_dir
 

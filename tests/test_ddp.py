@@ -11,7 +11,7 @@ import torch
 
 from recsys.data.datamodule import build_datamodule
 from recsys.metrics.evaluate import evaluate_ranking
-from recsys.run_loading import load_run
+from recsys.run_dir import RunDir
 from recsys.train import lr_scale
 from tests.conftest import TINY, compose_config
 from tests.test_sweeps import run_cli
@@ -75,11 +75,11 @@ def test_ddp_sweep_matches_single_process_evaluation(tmp_path):
         assert "GLOBAL_RANK: 1, MEMBER: 2/2" in child_log
         assert "lr 0.005 -> 0.01 (lr_scaling=linear)" in child_log
         saved = json.loads((run_dir / "metrics.json").read_text())
-        run = load_run(run_dir)
+        run = RunDir(run_dir).load()
         ks = list(run.cfg.model.module.ks)
-        batches = run.datamodule.ranking_batches("test", torch.device("cpu"))
+        batches = run.run_dir.load_data().ranking_batches("test", torch.device("cpu"))
         reference, table = evaluate_ranking(
-            run.scorer, batches, ks, run.data.num_items, keep_per_user=True
+            run.scorer, batches, ks, run.scorer.num_items, keep_per_user=True
         )
         assert len(reference) == len([k for k in saved if k.startswith("test/")])
         for name, value in reference.items():

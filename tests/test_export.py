@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -13,9 +14,9 @@ import torch
 from recsys.errors import ExportError
 from recsys.metrics.ranking import RankingAccumulator
 from recsys.models.components.mf import MatrixFactorization
-from recsys.run_loading import load_run
+from recsys.run_dir import RunDir
 from recsys.serving import loader
-from recsys.serving.exporter import check_vocabulary, export_from_config, export_run
+from recsys.serving.exporter import export_from_config, export_run
 from recsys.train import train
 from tests.conftest import ROOT, compose_config, require_data
 from tests.serving_support import (
@@ -73,18 +74,18 @@ def test_export_holds_verified_artifacts_and_manifest(mf_run, mf_export):
 @pytest.mark.parametrize("fmt", ["torchscript", "pt2"])
 def test_exported_retriever_reproduces_the_run_test_metrics(mf_run, mf_export, fmt):
     """Ranking the test users with the loaded artifact gives the NDCG that training reported."""
-    run = load_run(mf_run)
+    run = RunDir(mf_run)
     retriever = loader.load_artifact(mf_export, "retriever", fmt)
-    acc = RankingAccumulator([10, 20], run.data.num_items)
+    acc = RankingAccumulator([10, 20], len(run.vocabulary("items")))
     k = 20 if fmt == "torchscript" else torch.tensor(20)
     with torch.no_grad():
-        for batch in run.datamodule.ranking_batches("test"):
+        for batch in run.load_data().ranking_batches("test"):
             _, top = retriever(batch["users"], k)
             targets = (batch["target_rows"], batch["target_items"])
             acc.update(batch["users"], top, targets, batch["num_targets"])
     got = acc.compute()
     for key in ("ndcg@10", "recall@20", "coverage@10"):
-        assert got[key] == pytest.approx(run.metrics[f"test/{key}"], abs=1e-6), key
+        assert got[key] == pytest.approx(run.metrics()[f"test/{key}"], abs=1e-6), key
 
 
 def test_export_then_recommend_from_the_command_line(mf_run, tmp_path):
@@ -155,8 +156,8 @@ class _Disagreeing(MatrixFactorization):
 
 
 def test_failed_parity_fails_loudly_and_publishes_nothing(mf_run, tmp_path):
-    run = load_run(mf_run)
-    broken = _Disagreeing(run.data.num_users, run.data.num_items, dim=64)
+    run = RunDir(mf_run).load()
+    broken = _Disagreeing(run.scorer.num_users, run.scorer.num_items, dim=64)
     broken.load_state_dict(run.scorer.state_dict())
     run.scorer = broken.eval()
     out = tmp_path / "export"
@@ -171,8 +172,8 @@ def test_failed_parity_fails_loudly_and_publishes_nothing(mf_run, tmp_path):
 
 def test_feature_tower_scorer_exports_through_the_contract_alone(mf_run, tmp_path):
     """Any scorer on the contract exports: here towers over side features held in buffers."""
-    run = load_run(mf_run)
-    run.scorer = FeatureTowers(run.data.num_users, run.data.num_items).eval()
+    run = RunDir(mf_run).load()
+    run.scorer = FeatureTowers(run.scorer.num_users, run.scorer.num_items).eval()
     manifest = export_run(run, tmp_path / "export", formats=("torchscript", "pt2"))
     for name in ARTIFACTS:
         for fmt in ("torchscript", "pt2"):
@@ -183,7 +184,7 @@ def test_feature_tower_scorer_exports_through_the_contract_alone(mf_run, tmp_pat
 
 
 def test_diverged_model_is_refused_before_anything_is_written(mf_run, tmp_path):
-    run = load_run(mf_run)
+    run = RunDir(mf_run).load()
     with torch.no_grad():
         run.scorer.item_table.weight[3, 0] = float("nan")
     with pytest.raises(ExportError, match="1 item embeddings hold NaN or inf"):
@@ -191,14 +192,14 @@ def test_diverged_model_is_refused_before_anything_is_written(mf_run, tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_data_changed_since_training_is_refused(mf_run, tmp_path):
-    run = load_run(mf_run)
-    (tmp_path / "vocab").mkdir()
-    ids = [str(x) for x in run.data.user_ids]
-    ids[0], ids[1] = ids[1], ids[0]
-    (tmp_path / "vocab" / "users.txt").write_text("\n".join(ids) + "\n")
-    with pytest.raises(ExportError, match="users.txt: differs from the users of the rebuilt data"):
-        check_vocabulary(tmp_path, run.data)
+def test_vocabulary_of_another_size_than_the_model_is_refused(mf_run, tmp_path):
+    copy = RunDir(tmp_path / "run")
+    shutil.copytree(mf_run, copy.root, ignore=shutil.ignore_patterns("export*"))
+    users = copy.vocabulary("users")
+    copy.write_vocabularies(users[:-1], copy.vocabulary("items"))
+    with pytest.raises(ExportError, match=f"users.txt: {len(users) - 1} lines for the model's"):
+        export_run(copy.load(), tmp_path / "export")
+    assert not (tmp_path / "export").exists()
 
 
 def test_export_without_a_run_says_what_to_pass():

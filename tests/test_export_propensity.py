@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from recsys.run_loading import load_run
+from recsys.run_dir import RunDir
 from recsys.serving import loader
 from tests.conftest import ROOT
 from tests.serving_support import exported, fresh_python, trained_run
@@ -33,10 +33,11 @@ def test_propensity_artifact_matches_the_hooked_head(propensity_export):
         assert entry["verification"][fmt]["process"]["recsys_importable"] is False
     assert entry["signature"]["torchscript"]["outputs"][0]["name"] == "probability"
 
-    run = load_run(run_dir)
-    users, items = run.data.test.users[:50], run.data.test.items[:50]
+    run = RunDir(run_dir)
+    scorer, _ = run.load_scorer()
+    users, items = (pairs[:50] for pairs in run.seen_pairs("test"))
     with torch.no_grad():
-        want = run.scorer.propensity_module()(users, items)
+        want = scorer.propensity_module()(users, items)
         for fmt in ("torchscript", "pt2"):
             got = loader.load_artifact(out, "propensity", fmt)(users, items)
             assert got.dtype == torch.float32 and got.shape == (50,)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from recsys.data.csr import UserItemCSR
+from recsys.csr import UserItemCSR
 from recsys.data.loaders import RankingBatches
 from recsys.metrics.evaluate import evaluate_ranking
 

@@ -15,7 +15,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from recsys.marketing.audience import build_audience, decile_lift_on_test, user_probabilities
 from recsys.metrics.classification import log_loss
-from recsys.run_loading import load_run
+from recsys.run_dir import RunDir
 from recsys.train import train
 from tests.conftest import CONF, ROOT, compose_config, require_data
 
@@ -54,11 +54,11 @@ def test_run_reports_calibrated_and_uncalibrated_metrics_and_figures(propensity_
 
 def test_loaded_run_applies_the_saved_calibration(propensity_run):
     run_dir, metrics = propensity_run
-    run = load_run(run_dir)
-    head = run.scorer
+    run = RunDir(run_dir)
+    head, _ = run.load_scorer()
     assert float(head.platt_a) == pytest.approx(metrics["propensity/calibration/a"])
     assert float(head.platt_a) != 1.0  # fitted, not the identity it starts from
-    test = run.data.test
+    test = run.load_data().data.test  # the labels: the run directory keeps the pairs only
     with torch.no_grad():
         probs = head.propensity(test.users, test.items)
     assert float(log_loss(probs, test.labels)) == pytest.approx(
@@ -77,7 +77,7 @@ def test_negative_downsampling_is_recorded_and_corrected(tiny_cfg, tmp_path):
     assert metrics["propensity/label_negative_keep_rate"] == pytest.approx(0.1)
     train_labels = objects["data"].train.labels
     assert float(train_labels.mean()) > 0.6  # most label-0 rows are gone from training
-    head = load_run(tmp_path / "run").scorer
+    head, _ = RunDir(tmp_path / "run").load_scorer()
     assert float(head.log_keep_rate) == pytest.approx(math.log(0.1))
 
 
@@ -96,25 +96,27 @@ def test_propensity_alone_trains_the_head_without_retrieval(tiny_cfg):
 
 
 def test_audience_ranks_every_user_vectorised(propensity_run):
-    run = load_run(propensity_run[0])
+    run = RunDir(propensity_run[0])
+    scorer, _ = run.load_scorer()
     items = torch.tensor([0, 5])
-    grid = user_probabilities(run.scorer, items)
-    users = torch.arange(run.data.num_users)
+    grid = user_probabilities(scorer, items)
+    users = torch.arange(scorer.num_users)
     with torch.no_grad():
-        one = run.scorer.propensity(users, torch.full_like(users, 5))
+        one = scorer.propensity(users, torch.full_like(users, 5))
     assert torch.allclose(grid[1], one, atol=1e-6)
-    frame = build_audience(run.scorer, run.data, [str(run.data.item_ids[0])], size=50)
+    frame = build_audience(scorer, run, [run.vocabulary("items")[0]], size=50)
     assert len(frame) == 50
     assert frame["probability"].is_monotonic_decreasing
     assert frame["decile"].between(1, 10).all() and frame["decile"].iloc[0] == 1
     assert frame["expected_conversions"].iloc[-1] == pytest.approx(frame["probability"].sum())
-    lift = decile_lift_on_test(run.scorer, run.data)
-    assert lift["count"].sum() == len(run.data.test)
+    data = run.load_data().data
+    lift = decile_lift_on_test(scorer, data)
+    assert lift["count"].sum() == len(data.test)
 
 
 def test_audience_script_writes_parquet_and_prints_expected_conversions(propensity_run, tmp_path):
     run_dir, _ = propensity_run
-    item = load_run(run_dir).data.item_ids[3]
+    item = RunDir(run_dir).vocabulary("items")[3]
     out = tmp_path / "aud.parquet"
     script = str(ROOT / "scripts" / "audience.py")
     cmd = [
@@ -151,13 +153,11 @@ def test_real_head_exports_as_propensity_pt(propensity_run, tmp_path):
     run_dir, _ = propensity_run
     exported(run_dir, tmp_path / "export", "format=torchscript")
     artifact = loader.load_artifact(tmp_path / "export", "propensity")
-    run = load_run(run_dir)
-    users = torch.arange(run.data.num_users)
-    items = users % run.data.num_items
+    scorer, _ = RunDir(run_dir).load_scorer()
+    users = torch.arange(scorer.num_users)
+    items = users % scorer.num_items
     with torch.no_grad():
-        assert torch.allclose(
-            artifact(users, items), run.scorer.propensity(users, items), atol=1e-6
-        )
+        assert torch.allclose(artifact(users, items), scorer.propensity(users, items), atol=1e-6)
 
 
 @pytest.mark.skipif(
@@ -179,8 +179,8 @@ def test_synthetic_calibration_lowers_error_and_audience_lift(tmp_path):
     metrics, _ = train(cfg)
     assert metrics["test/propensity/mae_true"] < metrics["test/propensity/uncalibrated/mae_true"]
     assert metrics["test/propensity/ece"] < metrics["test/propensity/uncalibrated/ece"]
-    run = load_run(tmp_path / "run")
-    lift = decile_lift_on_test(run.scorer, run.data)
+    run = RunDir(tmp_path / "run")
+    lift = decile_lift_on_test(run.load_scorer()[0], run.load_data().data)
     assert lift["lift"].iloc[0] >= 2.0
 
 

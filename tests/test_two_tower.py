@@ -15,7 +15,7 @@ from recsys.models.components.towers import TwoTower
 from recsys.models.contracts import ScorerInputs
 from recsys.models.factory import build_scorer
 from recsys.models.losses import InBatchSoftmaxLoss
-from recsys.run_loading import load_run
+from recsys.run_dir import RunDir
 from recsys.train import train
 from tests.conftest import compose_config, require_data
 
@@ -129,9 +129,10 @@ def test_tensorboard_has_loss_parts_temperature_and_metrics_per_epoch(tiny_cfg, 
         assert len(events.Scalars(tag)) == 3, tag  # one point per epoch
     assert events.Scalars("train/temperature")[-1].value != pytest.approx(0.05)  # it is learned
     # The run loads back (features are buffers in the checkpoint) and gives the same test metrics.
-    run = load_run(tmp_path / "run")
+    run = RunDir(tmp_path / "run")
+    scorer, _ = run.load_scorer()
     got, _ = evaluate_ranking(
-        run.scorer, run.datamodule.ranking_batches("test"), [10], run.data.num_items
+        scorer, run.load_data().ranking_batches("test"), [10], scorer.num_items
     )
     assert got["ndcg@10"] == pytest.approx(metrics["test/ndcg@10"], abs=1e-6)
 

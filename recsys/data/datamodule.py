@@ -11,7 +11,7 @@ import pytorch_lightning as pl
 import torch
 from omegaconf import DictConfig
 
-from recsys.data.csr import UserItemCSR
+from recsys.csr import UserItemCSR
 from recsys.data.ingest.labels import downsample_negatives
 from recsys.data.interactions import InteractionData
 from recsys.data.loaders import NegativeSampler, RankingBatches, TrainBatches

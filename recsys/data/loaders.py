@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 import torch
 from torch import Tensor
 
-from recsys.data.csr import UserItemCSR
+from recsys.csr import UserItemCSR
 
 
 class NegativeSampler:

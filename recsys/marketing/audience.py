@@ -14,13 +14,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from recsys.data.interactions import InteractionData
-from recsys.errors import RunError
+from recsys.errors import DataError, RunError
 from recsys.metrics.classification import lift_table
 from recsys.models.contracts import Scorer, has_propensity_head
-from recsys.run_loading import load_run
+from recsys.run_dir import RunDir
 
 NUM_DECILES = 10
 
@@ -29,13 +29,13 @@ class AudienceError(RunError):
     """A request the run cannot answer (unknown item, no propensity head); the CLI prints it alone."""
 
 
-def item_indices(data: InteractionData, items: Sequence | str | int) -> list[int]:
+def item_indices(item_ids: Sequence, items: Sequence | str | int) -> list[int]:
     """Raw item ids (as in vocab/items.txt) to indices; unknown ids raise with the id named."""
     requested = [items] if isinstance(items, str | int) else list(items)
-    index = {str(raw): i for i, raw in enumerate(data.item_ids)}
+    index = {str(raw): i for i, raw in enumerate(item_ids)}
     missing = [str(x) for x in requested if str(x) not in index]
     if missing:
-        example = ", ".join(str(x) for x in data.item_ids[:3])
+        example = ", ".join(str(x) for x in item_ids[:3])
         raise AudienceError(f"item id(s) {missing} not in the run's vocabulary (e.g. {example})")
     return [index[str(x)] for x in requested]
 
@@ -67,31 +67,37 @@ def user_deciles(probs: Tensor) -> tuple[Tensor, Tensor]:
     return ranks, deciles
 
 
-def seen_mask(data: InteractionData, items: Tensor) -> Tensor:
+def seen_mask(run: RunDir, items: Tensor, num_users: int, num_items: int) -> Tensor:
     """(K, U) bool: the user already has a training or validation exposure of the item."""
-    mask = torch.zeros(items.numel(), data.num_users, dtype=torch.bool)
-    row_of = torch.full((data.num_items,), -1, dtype=torch.long)
+    mask = torch.zeros(items.numel(), num_users, dtype=torch.bool)
+    row_of = torch.full((num_items,), -1, dtype=torch.long)
     row_of[items] = torch.arange(items.numel())
-    for split in (data.train, data.valid):
-        rows = row_of[split.items]
+    for split in ("train", "valid"):
+        users, seen_items = run.seen_pairs(split)
+        rows = row_of[seen_items]
         keep = rows >= 0
-        mask[rows[keep], split.users[keep]] = True
+        mask[rows[keep], users[keep]] = True
     return mask
 
 
 def build_audience(
-    scorer: nn.Module,
-    data: InteractionData,
+    scorer: Scorer,
+    run: RunDir,
     items: Sequence | str | int,
     size: int | None = 1000,
     exclude_seen: bool = False,
 ) -> pd.DataFrame:
-    """One row per (item, audience user), best first: ids, probability, decile, expected conversions."""
-    index = torch.tensor(item_indices(data, items))
+    """One row per (item, audience user), best first: ids, probability, decile, expected conversions.
+
+    Reads the run's vocabularies (and, with `exclude_seen`, its saved train/valid pairs), no data.
+    """
+    item_ids, user_ids = run.vocabulary("items"), np.asarray(run.vocabulary("users"), dtype=object)
+    index = torch.tensor(item_indices(item_ids, items))
     probs = user_probabilities(scorer, index)  # (K, U)
     ranks, deciles = user_deciles(probs)
     if exclude_seen:
-        probs = probs.masked_fill(seen_mask(data, index), float("nan"))
+        mask = seen_mask(run, index, scorer.num_users, scorer.num_items)
+        probs = probs.masked_fill(mask, float("nan"))
     frames = []
     for row, item in enumerate(index.tolist()):
         order = ranks[row].argsort()  # users by rank
@@ -102,9 +108,9 @@ def build_audience(
         frames.append(
             pd.DataFrame(
                 {
-                    "item_id": str(data.item_ids[item]),
+                    "item_id": item_ids[item],
                     "rank": ranks[row, order].numpy() + 1,
-                    "user_id": data.user_ids[order.numpy()].astype(str),
+                    "user_id": user_ids[order.numpy()].astype(str),
                     "user_idx": order.numpy(),
                     "probability": p,
                     "decile": deciles[row, order].numpy(),
@@ -116,9 +122,12 @@ def build_audience(
 
 
 def decile_lift_on_test(
-    scorer: nn.Module, data: InteractionData, items: Sequence | str | int | None = None
+    scorer: Scorer, data: InteractionData, items: Sequence | str | int | None = None
 ) -> pd.DataFrame:
     """Lift table of the test exposures of `items` (None = all), ranked by the audience's score.
+
+    `data` is the run's data with labels (`RunDir.load_data().data`): the run directory keeps the
+    test pairs but not their conversion labels.
 
     Exposures are cut into deciles by the same calibrated probability that orders the audience
     (1 = highest); each decile's observed conversion rate over the overall rate is its lift.
@@ -130,7 +139,7 @@ def decile_lift_on_test(
         raise AudienceError("the test split has no labels: no observed conversion rate to compare")
     keep = torch.ones(len(test), dtype=torch.bool)
     if items is not None:
-        keep = torch.isin(test.items, torch.tensor(item_indices(data, items)))
+        keep = torch.isin(test.items, torch.tensor(item_indices(data.item_ids, items)))
     if int(keep.sum()) < NUM_DECILES:
         raise AudienceError(f"only {int(keep.sum())} test exposures of the requested item(s)")
     device = next(scorer.parameters()).device
@@ -148,12 +157,16 @@ def decile_lift_on_test(
 
 
 def make_audience(cfg) -> dict:
-    """The `scripts/audience.py` job: load the run, write the Parquet, print what a marketer needs."""
-    run = load_run(cfg.run_dir, cfg.get("checkpoint", "best"))
+    """The `scripts/audience.py` job: load the run, write the Parquet, print what a marketer needs.
+
+    The audience needs the scorer and vocabularies only; the lift table on test exposures needs
+    their labels, so only it rebuilds the data (`RunDir.load_data`)."""
+    run = RunDir(cfg.run_dir)
+    scorer, _ = run.load_scorer(cfg.get("checkpoint", "best"))
     items = cfg.item if isinstance(cfg.item, str | int) else list(cfg.item)
-    frame = build_audience(run.scorer, run.data, items, cfg.get("size"), cfg.get("exclude_seen"))
+    frame = build_audience(scorer, run, items, cfg.get("size"), cfg.get("exclude_seen"))
     names = [items] if isinstance(items, str | int) else items
-    default = run.run_dir / "audiences" / f"audience_{'_'.join(map(str, names))[:80]}.parquet"
+    default = run.path("audiences") / f"audience_{'_'.join(map(str, names))[:80]}.parquet"
     path = Path(cfg.get("output") or default)
     path.parent.mkdir(parents=True, exist_ok=True)
     frame.to_parquet(path, index=False)
@@ -167,9 +180,10 @@ def make_audience(cfg) -> dict:
     summary = {"path": str(path), "expected_conversions": float(frame["probability"].sum())}
     try:
         lift = decile_lift_on_test(
-            run.scorer, run.data, None if cfg.get("lift_items") == "all" else items
+            scorer, run.load_data().data, None if cfg.get("lift_items") == "all" else items
         )
-    except AudienceError as err:  # e.g. an item with no test exposures: the audience still stands
+    except (RunError, DataError) as err:  # no test exposures of the item, no labels, the data
+        # files gone or changed since training: the audience still stands, without its lift table
         print(f"no lift table: {err}")
         return summary
     lift.to_csv(path.with_suffix(".lift.csv"), index=False)

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from recsys.errors import RunError
+from recsys.run_dir import RunDir
 
 ID_COLUMNS = ("user_id", "user_idx")
 
@@ -34,23 +35,20 @@ class Comparison:
 
 def load_per_user(run_dir: str | Path) -> tuple[pd.DataFrame, str]:
     """(per-user metrics, test fingerprint) of a run, or a RunError saying what to re-run."""
-    run_dir = Path(run_dir)
-    rerun = f"train it again with `python scripts/train.py ... hydra.run.dir={run_dir}`"
-    if not run_dir.is_dir():
-        raise RunError(f"{run_dir}: run directory not found")
-    path = run_dir / "per_user_metrics.parquet"
-    if not path.is_file():
+    run = RunDir(run_dir)
+    rerun = f"train it again with `python scripts/train.py ... hydra.run.dir={run.root}`"
+    if not run.root.is_dir():
+        raise RunError(f"{run.root}: run directory not found")
+    per_user = run.per_user_metrics()
+    if per_user is None:
         raise RunError(
-            f"{run_dir}: no per_user_metrics.parquet (the run did not finish its test, or predates "
-            f"per-user metrics); {rerun}"
+            f"{run.root}: no per_user_metrics.parquet (the run did not finish its test, or "
+            f"predates per-user metrics); {rerun}"
         )
-    report = run_dir / "data_report.json"
-    fingerprint = (
-        json.loads(report.read_text()).get("test_fingerprint") if report.is_file() else None
-    )
+    fingerprint = run.read_json("data_report.json").get("test_fingerprint")
     if not fingerprint:
-        raise RunError(f"{run_dir}: data_report.json has no test_fingerprint; {rerun}")
-    return pd.read_parquet(path), fingerprint
+        raise RunError(f"{run.root}: data_report.json has no test_fingerprint; {rerun}")
+    return per_user, fingerprint
 
 
 def paired_bootstrap(

@@ -180,6 +180,6 @@ def to_markdown(table: pd.DataFrame, digits: int = 3) -> str:
     return "\n".join([head, rule, *body]) + "\n"
 
 
-def users_with_history(data: InteractionData) -> np.ndarray:
+def users_with_history(train_users: torch.Tensor, num_users: int) -> np.ndarray:
     """(U,) bool: the user has at least one training interaction (others are not segmented)."""
-    return (torch.bincount(data.train.users, minlength=data.num_users) > 0).numpy()
+    return (torch.bincount(train_users, minlength=num_users) > 0).numpy()

@@ -29,8 +29,7 @@ from recsys.marketing.profiles import (
     to_markdown,
     users_with_history,
 )
-from recsys.run_files import write_json
-from recsys.run_loading import load_run
+from recsys.run_dir import RunDir, write_json
 
 
 @dataclass
@@ -183,15 +182,21 @@ def segment_run(
     top: int = 3,
     seed: int = 0,
 ) -> SegmentResult:
-    """Segment the users of a finished run and write everything into `<run_dir>/segments/`."""
-    run = load_run(run_dir, checkpoint)
-    data = run.data
-    out = Path(out_dir) if out_dir is not None else run.run_dir / "segments"
+    """Segment the users of a finished run and write everything into `<run_dir>/segments/`.
+
+    The segments come from the run directory alone (scorer, saved user features, training pairs,
+    vocabularies); the profiles need the training labels too (conversion rates), so they read the
+    rebuilt data (`RunDir.load_data`)."""
+    run = RunDir(run_dir)
+    scorer, checkpoint_path = run.load_scorer(checkpoint)
+    inputs = run.scorer_inputs()
+    num_users = scorer.num_users
+    out = Path(out_dir) if out_dir is not None else run.path("segments")
     out.mkdir(parents=True, exist_ok=True)
-    known = users_with_history(data)
+    known = users_with_history(run.seen_pairs("train")[0], num_users)
     x_all = segment_matrix(
-        user_embeddings(run.scorer, data.num_users),
-        data.user_features if features else None,
+        user_embeddings(scorer, num_users),
+        inputs.user_features if features else None,
         normalize,
         feature_weight,
     )
@@ -208,20 +213,19 @@ def segment_run(
     else:
         raise ValueError(f"k must be 'auto' or an integer >= 2, got {k!r}")
     model = fit_kmeans(x, chosen, seed, n_init)
-    segments = np.full(data.num_users, -1, dtype=np.int64)
+    segments = np.full(num_users, -1, dtype=np.int64)
     segments[known] = model.labels_
     frame = pd.DataFrame(
         {
-            "user_id": data.user_ids.astype(str),
-            "user_idx": np.arange(data.num_users),
+            "user_id": run.vocabulary("users"),
+            "user_idx": np.arange(num_users),
             "segment": segments,
         }
     )
     frame.to_parquet(out / "segments.parquet", index=False)
 
-    per_user_path = run.run_dir / "per_user_metrics.parquet"
-    per_user = pd.read_parquet(per_user_path) if per_user_path.is_file() else None
-    profiles = profile_table(data, segments, per_user, top)
+    data = run.load_data().data
+    profiles = profile_table(data, segments, run.per_user_metrics(), top)
     profiles.to_csv(out / "profiles.csv", index=False)
     (out / "profiles.md").write_text(to_markdown(profiles))
     feature_distributions(data, segments, chosen).to_csv(
@@ -231,8 +235,8 @@ def segment_run(
 
     sample = min(silhouette_sample, len(x))
     summary = {
-        "run_dir": str(run.run_dir),
-        "checkpoint": str(run.checkpoint_path),
+        "run_dir": str(run.root),
+        "checkpoint": str(checkpoint_path),
         "k": chosen,
         "k_mode": "auto" if selection is not None else "fixed",
         "k_reason": selection.reason if selection is not None else f"k={chosen} (given)",
@@ -249,7 +253,7 @@ def segment_run(
             "columns": int(x.shape[1]),
         },
     }
-    truth = data.report.get("true_user_groups")
+    truth = run.read_json("data_report.json").get("true_user_groups")
     if truth is not None:  # synthetic data know the real groups: say how well they were recovered
         summary["adjusted_rand_index_vs_true_groups"] = float(
             adjusted_rand_score(np.asarray(truth)[known], model.labels_)

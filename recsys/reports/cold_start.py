@@ -13,7 +13,7 @@ import pytorch_lightning as pl
 import torch
 from torch import Tensor, nn
 
-from recsys.data.csr import UserItemCSR
+from recsys.csr import UserItemCSR
 from recsys.data.datamodule import InteractionDataModule
 from recsys.data.loaders import RankingBatches
 from recsys.data.sources.cold_start import ColdStartData

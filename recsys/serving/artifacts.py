@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from recsys.data.csr import UserItemCSR
+from recsys.csr import UserItemCSR
 from recsys.metrics.evaluate import score_all_items
 from recsys.metrics.ranking import topk_items
 from recsys.serving.manifest import SUFFIX
@@ -61,15 +61,14 @@ def build_modules(
 def _pt2_example(name: str, module: nn.Module) -> tuple[tuple, tuple]:
     """(example inputs, dynamic shapes) for torch.export: the batch dimension stays free."""
     batch = torch.export.Dim("batch", min=1)
-    users = torch.arange(2) % module.num_users if hasattr(module, "num_users") else None
+    if name == "item_encoder":  # the one module without users
+        return (torch.arange(2) % module.num_items,), ({0: batch},)
+    users = torch.arange(2) % module.num_users
     if name == "retriever":
         return (users, torch.tensor(min(10, module.num_items))), ({0: batch}, None)
     if name == "user_encoder":
         return (users,), ({0: batch},)
-    items = torch.arange(2) % module.num_items
-    if name == "item_encoder":
-        return (items,), ({0: batch},)
-    return (users, items), ({0: batch}, {0: batch})
+    return (users, torch.arange(2) % module.num_items), ({0: batch}, {0: batch})
 
 
 def save_module(module: nn.Module, name: str, fmt: str, folder: Path) -> Path:
@@ -86,30 +85,34 @@ def save_module(module: nn.Module, name: str, fmt: str, folder: Path) -> Path:
     return path
 
 
-def seen_items(data, splits: list[str]) -> UserItemCSR:
-    """Per-user items to exclude from recommendations: the union of the named splits."""
-    parts = [getattr(data, s) for s in splits]
-    users = torch.cat([p.users for p in parts]) if parts else torch.zeros(0, dtype=torch.long)
-    items = torch.cat([p.items for p in parts]) if parts else torch.zeros(0, dtype=torch.long)
-    return UserItemCSR.from_pairs(users, items, data.num_users)
+Pairs = tuple[Tensor, Tensor]  # (users, items) of one split, as `RunDir.seen_pairs` returns
 
 
-def popular_items(data, splits: list[str], n: int) -> Tensor:
-    """Item indices by interaction count over `splits` (ties: lower index), at most n of them."""
-    counts = torch.zeros(data.num_items, dtype=torch.long)
-    for s in splits:
-        counts += torch.bincount(getattr(data, s).items, minlength=data.num_items)
+def _concat(pairs: list[Pairs]) -> Pairs:
+    empty = torch.zeros(0, dtype=torch.long)
+    users = torch.cat([p[0] for p in pairs]) if pairs else empty
+    return users, torch.cat([p[1] for p in pairs]) if pairs else empty
+
+
+def seen_items(pairs: list[Pairs], num_users: int) -> UserItemCSR:
+    """Per-user items to exclude from recommendations: the union of the given splits' pairs."""
+    return UserItemCSR.from_pairs(*_concat(pairs), num_users)
+
+
+def popular_items(pairs: list[Pairs], num_items: int, n: int) -> Tensor:
+    """Item indices by interaction count over the given splits (ties: lower index), at most n."""
+    counts = torch.bincount(_concat(pairs)[1], minlength=num_items)
     order = torch.sort(counts, descending=True, stable=True).indices
-    return order[: min(n, data.num_items)]
+    return order[: min(n, num_items)]
 
 
-def sample_users(data, n: int, seed: int) -> Tensor:
+def sample_users(test_users: Tensor, train_users: Tensor, num_users: int, n: int, seed: int):
     """Real users to check parity on: users with test interactions (those evaluation ranks),
     sampled with a fixed seed, plus the most active user (the longest seen-item list)."""
-    pool = torch.unique(data.test.users) if len(data.test) else torch.arange(data.num_users)
+    pool = torch.unique(test_users) if test_users.numel() else torch.arange(num_users)
     g = torch.Generator().manual_seed(seed)
     picked = pool[torch.randperm(pool.numel(), generator=g)[:n]]
-    busiest = torch.bincount(data.train.users, minlength=data.num_users).argmax().view(1)
+    busiest = torch.bincount(train_users, minlength=num_users).argmax().view(1)
     return torch.cat([picked, busiest])
 
 
@@ -129,12 +132,13 @@ def parity_cases(
     scorer: nn.Module,
     seen: UserItemCSR,
     propensity: nn.Module | None,
-    data,
+    pairs: Pairs,
     users: Tensor,
     k: int,
     seed: int,
 ) -> dict[str, Case]:
-    """Inputs and eager outputs for every artifact: a sample batch and a batch of one."""
+    """Inputs and eager outputs for every artifact: a sample batch and a batch of one; `pairs`
+    (test, else train (user, item) pairs) feed the propensity head real exposures."""
     k = min(k, scorer.num_items)
     one = users[:1]
     retriever = Case("retriever", exact=(False, True))
@@ -157,9 +161,8 @@ def parity_cases(
         ),
     }
     if propensity is not None:
-        split = data.test if len(data.test) else data.train
-        pick = torch.randperm(len(split), generator=g)[: 4 * users.numel()]
-        u, i = split.users[pick], split.items[pick]
+        pick = torch.randperm(pairs[0].numel(), generator=g)[: 4 * users.numel()]
+        u, i = pairs[0][pick], pairs[1][pick]
         cases["propensity"] = Case(
             "propensity",
             [[u, i], [u[:1], i[:1]]],

@@ -1,9 +1,11 @@
 """Export a trained run for serving: `<run>/export/` with TorchScript (and/or pt2) artifacts,
 vocabularies, a popularity fallback, a copy of the loader, and manifest.json.
 
-Nothing is published until every artifact has passed its parity check in a fresh process without
-recsys (`verify.py`): the export is written to a staging folder and renamed into place on success;
-on failure it is kept beside it as `<out>.failed/` and `ExportError` says what differed.
+The export reads the run directory only (`RunDir`), never the training data files: sizes and side
+features come with the scorer, seen items and popularity counts from `training_state.pt`, ids from
+`vocab/`. Nothing is published until every artifact has passed its parity check in a fresh process
+without recsys (`verify.py`): the export is written to a staging folder and renamed into place on
+success; on failure it is kept beside it as `<out>.failed/` and `ExportError` says what differed.
 """
 
 from __future__ import annotations
@@ -19,41 +21,39 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from recsys.errors import ExportError
-from recsys.run_loading import TrainedRun, load_run
+from recsys.run_dir import SPLITS, RunDir, TrainedRun, encode_vocabulary, write_atomic
 from recsys.serving import artifacts
 from recsys.serving.manifest import MANIFEST, environment, signature, write_manifest
 from recsys.serving.verify import verify
 
 log = logging.getLogger(__name__)
 FORMATS = ("torchscript", "pt2")
-SPLITS = ("train", "valid", "test")
-# Characters that str.splitlines() treats as line ends: kept out of one-line vocabulary entries.
-_LINE_BREAKS = str.maketrans(dict.fromkeys("\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029", " "))
 
 
-def _write_lines(path: Path, values) -> None:
-    path.write_text("".join(str(v).translate(_LINE_BREAKS) + "\n" for v in values))
-
-
-def check_vocabulary(run_dir: Path, data) -> None:
-    """The rebuilt data must index users and items as the trained run did, or scores are garbage."""
-    for name, ids in (("users", data.user_ids), ("items", data.item_ids)):
-        path = run_dir / "vocab" / f"{name}.txt"
-        if path.is_file() and path.read_text().splitlines() != [str(x) for x in ids]:
+def run_vocabularies(run: RunDir, scorer) -> dict[str, list[str]]:
+    """users, items (and item_titles) of the run; each must have one id per index of the scorer."""
+    vocab = {name: run.vocabulary(name) for name in ("users", "items")}
+    if run.has_vocabulary("item_titles"):
+        vocab["item_titles"] = run.vocabulary("item_titles")
+    sizes = {"users": scorer.num_users, "items": scorer.num_items, "item_titles": scorer.num_items}
+    for name, ids in vocab.items():
+        if len(ids) != sizes[name]:
             raise ExportError(
-                f"{path}: differs from the {name} of the rebuilt data; the data changed since "
-                "training, so the model's indices no longer mean the same ids"
+                f"{run.vocab_dir / name}.txt: {len(ids)} lines for the model's {sizes[name]} "
+                f"{'items' if name == 'item_titles' else name}; the vocabularies do not belong to "
+                "this run's model"
             )
+    return vocab
 
 
-def write_vocabularies(folder: Path, data, popular: torch.Tensor) -> dict[str, str]:
-    (folder / "vocab").mkdir(parents=True)
-    files = {"users": data.user_ids, "items": data.item_ids}
-    if data.item_titles is not None:
-        files["item_titles"] = data.item_titles
-    files["popular_items"] = data.item_ids[popular.numpy()]
-    for name, values in files.items():
-        _write_lines(folder / "vocab" / f"{name}.txt", values)
+def write_export_vocabularies(
+    folder: Path, vocab: dict[str, list[str]], popular: torch.Tensor
+) -> dict[str, str]:
+    """vocab/<name>.txt of the export, encoded as the run's own (`encode_vocabulary`), plus
+    popular_items.txt; returns the manifest's `vocab` entry."""
+    files = {**vocab, "popular_items": [vocab["items"][i] for i in popular.tolist()]}
+    for name, ids in files.items():
+        write_atomic(folder / "vocab" / f"{name}.txt", encode_vocabulary(ids, name))
     return {name: f"vocab/{name}.txt" for name in files}
 
 
@@ -86,12 +86,14 @@ def export_run(
     if bad or not formats:
         raise ExportError(f"unknown format or split {bad}: formats {FORMATS}, splits {SPLITS}")
     out_dir = Path(out_dir)
-    scorer, data = run.scorer.eval(), run.data
-    check_vocabulary(run.run_dir, data)
+    scorer, run_dir = run.scorer.eval(), run.run_dir
+    vocab = run_vocabularies(run_dir, scorer)
     if propensity is None:
         propensity = artifacts.propensity_module_of(scorer)
     propensity = propensity.eval() if propensity is not None else None
-    seen = artifacts.seen_items(data, list(exclude))
+    pairs = {s: run_dir.seen_pairs(s) for s in SPLITS}
+    excluded = [pairs[s] for s in exclude]
+    seen = artifacts.seen_items(excluded, scorer.num_users)
     vectors = (
         artifacts.embed_all(scorer.user_embedding, scorer.num_users),  # (U, D)
         artifacts.embed_all(scorer.item_embedding, scorer.num_items),  # (I, D)
@@ -105,8 +107,8 @@ def export_run(
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     try:  # staging is renamed away on success and on failed parity; anything else removes it
-        popular = artifacts.popular_items(data, list(exclude), num_popular)
-        vocab = write_vocabularies(staging, data, popular)
+        popular = artifacts.popular_items(excluded, scorer.num_items, num_popular)
+        vocab_files = write_export_vocabularies(staging, vocab, popular)
         shutil.copyfile(Path(__file__).with_name("loader.py"), staging / "loader.py")
         entries: dict[str, dict] = {}
         for fmt in formats:
@@ -116,11 +118,13 @@ def export_run(
         manifest = {
             **_describe(run, seen, exclude),
             "artifacts": entries,
-            "vocab": vocab,
+            "vocab": vocab_files,
         }
         write_manifest(staging, manifest)  # hashes first: the fresh process loads through them
-        users = artifacts.sample_users(data, verify_users, seed)
-        cases = artifacts.parity_cases(scorer, seen, propensity, data, users, verify_k, seed)
+        test, train = pairs["test"], pairs["train"]
+        users = artifacts.sample_users(test[0], train[0], scorer.num_users, verify_users, seed)
+        exposures = test if test[0].numel() else train
+        cases = artifacts.parity_cases(scorer, seen, propensity, exposures, users, verify_k, seed)
         _verify_and_publish(manifest, cases, staging, out_dir, atol)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -149,7 +153,7 @@ def _save(entries, module, name, fmt, folder, scorer, dim) -> None:
 
 def _describe(run: TrainedRun, seen, exclude) -> dict:
     """The manifest's account of the model, the run, the data and the serving conventions."""
-    scorer, data = run.scorer, run.data
+    scorer, report = run.scorer, run.run_dir.read_json("data_report.json")
     return {
         "model": {
             "name": str(run.cfg.model.get("name", type(scorer).__name__)),
@@ -157,15 +161,15 @@ def _describe(run: TrainedRun, seen, exclude) -> dict:
             "config": OmegaConf.to_container(run.cfg.model, resolve=True),
         },
         "run": {
-            "run_dir": str(run.run_dir),
+            "run_dir": str(run.run_dir.root),
             "checkpoint": str(run.checkpoint_path),
             "metrics": run.metrics,
-            "test_fingerprint": _test_fingerprint(run.run_dir),
+            "test_fingerprint": report.get("test_fingerprint"),
         },
         "data": {
-            "name": data.name,
-            "num_users": data.num_users,
-            "num_items": data.num_items,
+            "name": report.get("summary", {}).get("name", run.cfg.data.get("name")),
+            "num_users": scorer.num_users,
+            "num_items": scorer.num_items,
             "seen_splits": list(exclude),
             "seen_pairs": int(seen.indices.numel()),
         },
@@ -212,11 +216,6 @@ def _verify_and_publish(manifest: dict, cases, staging: Path, out_dir: Path, ato
     )
 
 
-def _test_fingerprint(run_dir: Path) -> str | None:
-    path = run_dir / "data_report.json"
-    return json.loads(path.read_text()).get("test_fingerprint") if path.is_file() else None
-
-
 def export_from_config(cfg: DictConfig) -> tuple[Path, dict]:
     """The `scripts/export.py` entry: resolve the run and checkpoint, export, return (dir, manifest)."""
     if not cfg.get("run_dir") and not cfg.get("ckpt_path"):
@@ -225,12 +224,12 @@ def export_from_config(cfg: DictConfig) -> tuple[Path, dict]:
     run_dir = Path(cfg.run_dir) if cfg.get("run_dir") else ckpt.resolve().parents[1]
     if ckpt is not None and not ckpt.is_file():
         raise ExportError(f"{ckpt}: checkpoint not found")
-    if not (run_dir / ".hydra" / "resolved.yaml").is_file():
+    if not RunDir(run_dir).config_path.is_file():
         raise ExportError(
             f"{run_dir}: not a recsys run directory (no .hydra/resolved.yaml); an export needs the "
             "run's config and vocabularies: pass run_dir= with ckpt_path="
         )
-    run = load_run(run_dir, str(ckpt) if ckpt else cfg.checkpoint, cfg.map_location)
+    run = RunDir(run_dir).load(str(ckpt) if ckpt else cfg.checkpoint, cfg.map_location)
     formats = list(FORMATS) if cfg.format == "both" else [cfg.format]
     out_dir = Path(cfg.out_dir) if cfg.get("out_dir") else run_dir / "export"
     manifest = export_run(

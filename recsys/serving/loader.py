@@ -111,9 +111,13 @@ def load_artifact(
 
 def read_vocabulary(export_dir, name: str, manifest=None) -> list:
     """Lines of a vocabulary file named in the manifest (`users`, `items`, `item_titles`, ...):
-    line i belongs to index i (for `popular_items`, line i is the i-th most popular raw item id)."""
+    line i belongs to index i (for `popular_items`, line i is the i-th most popular raw item id).
+
+    UTF-8, one id per "\n"-terminated line, split on "\n" alone: an id keeps its spaces, tabs and
+    characters such as U+2028 that `str.splitlines()` would take for line ends."""
     manifest = manifest or read_manifest(export_dir)
     relative = manifest.get("vocab", {}).get(name)
     if relative is None:
         return []
-    return checked_path(export_dir, manifest, relative).read_text().splitlines()
+    data = checked_path(export_dir, manifest, relative).read_bytes()
+    return data.decode("utf-8").split("\n")[:-1]

@@ -1,4 +1,5 @@
-"""Per-user item sets as CSR tensors: what evaluation masks (seen items) and what it looks for (targets)."""
+"""Per-user item sets as CSR tensors: what evaluation masks (seen items) and what it looks for
+(targets), and what an export excludes. Shared by data, metrics and serving, so it depends on none."""
 
 from __future__ import annotations
 
