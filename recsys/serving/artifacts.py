@@ -27,6 +27,8 @@ def propensity_module_of(scorer: nn.Module) -> nn.Module | None:
     gives P(convert) as a (B,) float tensor with calibration and the down-sampling correction
     already applied, and that `torch.jit.script` compiles (and, for pt2, `torch.export` traces).
     """
+    # getattr: the export hook is this one method, so a scorer outside recsys's PropensityScorer
+    # protocol (tests/serving_support.py) can still ship a propensity artifact.
     hook = getattr(scorer, "propensity_module", None)
     return hook().eval() if callable(hook) else None
 
