@@ -112,6 +112,7 @@ def test_audience_ranks_every_user_vectorised(propensity_run):
     assert lift["count"].sum() == len(run.data.test)
 
 
+@pytest.mark.slow
 def test_audience_script_writes_parquet_and_prints_expected_conversions(propensity_run, tmp_path):
     run_dir, _ = propensity_run
     item = load_run(run_dir).data.item_ids[3]
