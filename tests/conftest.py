@@ -1,11 +1,14 @@
-"""Shared fixtures: configs composed from the real conf/ tree, tiny enough for a 2-core CPU."""
+"""Shared fixtures: configs composed from the real conf/ tree, tiny enough for a 2-core CPU; and the
+skips of the `gpu` and `compiler` markers (pyproject.toml) where the machine lacks what they need."""
 
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
+import torch
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig, open_dict
@@ -13,6 +16,9 @@ from omegaconf import DictConfig, open_dict
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
 DATA_DIR = Path(os.environ.get("RECSYS_DATA_DIR", ROOT.parent / "shared" / "data"))
+
+# torch.compile's inductor backend builds its CPU kernels with a C++ compiler.
+CXX = shutil.which("c++") or shutil.which("g++") or shutil.which("cc")
 
 # Small synthetic world and few epochs: exercises every code path in seconds.
 TINY = [
@@ -55,3 +61,35 @@ def require_data(name: str, *files: str) -> Path:
             f"{name} not found: {', '.join(missing)} missing under {folder} (set RECSYS_DATA_DIR)"
         )
     return folder
+
+
+@pytest.fixture
+def compiled_names(monkeypatch) -> list[str]:
+    """Names of the functions handed to `torch.compile` during the test (compiled as usual)."""
+    names: list[str] = []
+    real_compile = torch.compile
+
+    def spy(fn=None, *args, **kwargs):
+        names.append(getattr(fn, "__name__", repr(fn)))
+        return real_compile(fn, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "compile", spy)
+    return names
+
+
+def compile_fallbacks(recorded) -> list[str]:
+    """The warnings recsys.perf.compiling gives when compiling failed and a function ran eagerly."""
+    return [str(w.message) for w in recorded if str(w.message).startswith("torch.compile of ")]
+
+
+def pytest_collection_modifyitems(config, items):
+    """`gpu` tests skip without CUDA, `compiler` tests without a C++ compiler, saying why."""
+    missing = {}
+    if not torch.cuda.is_available():
+        missing["gpu"] = "needs a CUDA device: torch.cuda.is_available() is False"
+    if not CXX:
+        missing["compiler"] = "torch.compile on CPU needs a C++ compiler: no c++, g++ or cc on PATH"
+    for item in items:
+        for marker, reason in missing.items():
+            if item.get_closest_marker(marker) is not None:
+                item.add_marker(pytest.mark.skip(reason=reason))

@@ -45,6 +45,7 @@ def faults_per_step(mode: str) -> dict:
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="a glibc (Linux) setting")
+@pytest.mark.slow
 def test_training_steps_stop_page_faulting_their_temporaries():
     default, retained = faults_per_step("default"), faults_per_step("retain")
     assert retained["retained"] is True

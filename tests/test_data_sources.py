@@ -118,6 +118,7 @@ def test_ml100k_report_adds_up():
     assert data.summary()["users"] == 943
 
 
+@pytest.mark.slow
 def test_inspect_data_prints_the_summary_without_training(tmp_path):
     log = tmp_path / "log.csv"
     log.write_text(

@@ -88,6 +88,7 @@ def test_exported_retriever_reproduces_the_run_test_metrics(mf_run, mf_export, f
         assert got[key] == pytest.approx(run.metrics()[f"test/{key}"], abs=1e-6), key
 
 
+@pytest.mark.slow
 def test_export_then_recommend_from_the_command_line(mf_run, tmp_path):
     out = tmp_path / "export"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}

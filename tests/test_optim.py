@@ -10,6 +10,7 @@ import torch
 from recsys.models.components.mf import MatrixFactorization
 from recsys.optim.sparse_adam import RowSparseAdam, SparseDenseAdam, split_sparse_parameters
 from recsys.train import train
+from tests.conftest import compile_fallbacks
 
 
 def step(model, opt, users, items):
@@ -111,7 +112,8 @@ def test_row_sparse_weight_decay_is_lazy_adamw():
     )  # AdamW decays them
 
 
-def test_compiled_row_update_matches_eager():
+@pytest.mark.compiler
+def test_compiled_row_update_matches_eager(compiled_names, recwarn):
     """`compile=True` fuses the update (torch.compile); the arithmetic stays lazy AdamW's."""
     torch.manual_seed(0)
     a = MatrixFactorization(30, 50, 8, sparse=True)
@@ -123,7 +125,8 @@ def test_compiled_row_update_matches_eager():
         items[:3] = t
         step(a, eager, users, items)
         step(b, compiled, users, items)
-    assert compiled._compiled._compiled is not None, "fell back to eager: compiling failed"
+    assert compiled_names == ["lazy_adam_rows"]
+    assert compile_fallbacks(recwarn) == [], "fell back to eager: compiling failed"
     for pa, pb in zip(a.parameters(), b.parameters(), strict=True):
         torch.testing.assert_close(pa, pb, rtol=1e-5, atol=1e-6)
     for pa, pb in zip(a.parameters(), b.parameters(), strict=True):

@@ -1,7 +1,7 @@
 """Propensity head, calibration, classification metrics and down-sampling: units on small tensors.
 
 Reading label columns (0/1, `data.label_map`) is tested through the data path in
-test_data_bad_input.py."""
+test_data_bad_labels.py."""
 
 from __future__ import annotations
 

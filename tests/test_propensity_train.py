@@ -114,6 +114,7 @@ def test_audience_ranks_every_user_vectorised(propensity_run):
     assert lift["count"].sum() == len(data.test)
 
 
+@pytest.mark.slow
 def test_audience_script_writes_parquet_and_prints_expected_conversions(propensity_run, tmp_path):
     run_dir, _ = propensity_run
     item = RunDir(run_dir).vocabulary("items")[3]

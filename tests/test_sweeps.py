@@ -46,6 +46,7 @@ def job_metrics(sweep: Path) -> dict[str, dict]:
     return {p.parent.name: json.loads(p.read_text()) for p in sweep.glob("*/metrics.json")}
 
 
+@pytest.mark.slow
 def test_grid_multirun_writes_sorted_summary(tmp_path):
     """Must-show 1: 3 x 2 grid, one row per run, best run first, best config saved and printed."""
     sweep = tmp_path / "sweep"
@@ -117,6 +118,7 @@ def _job_pid(log: Path) -> int:
     return int(re.search(r"pid (\d+) on ", log.read_text()).group(1))
 
 
+@pytest.mark.slow
 def test_parallel_launcher_runs_two_trials_at_once(tmp_path):
     """Must-show 3: hydra/launcher=parallel on CPU, 2 trials in 2 processes, separate run dirs."""
     sweep = tmp_path / "sweep"

@@ -11,7 +11,7 @@ import pytest
 import pytorch_lightning as pl
 
 from recsys.train import build_objects, train
-from tests.conftest import ROOT, compose_config, require_data
+from tests.conftest import ROOT, compile_fallbacks, compose_config, require_data
 
 
 def test_run_directory_has_everything(tiny_cfg, tmp_path):
@@ -64,16 +64,17 @@ def test_steps_per_batch_changes_speed_not_results(tiny_cfg, tmp_path):
             assert grouped[key] == pytest.approx(value, abs=1e-6), key
 
 
-def test_compiled_training_matches_eager(tiny_cfg, tmp_path):
+@pytest.mark.compiler
+def test_compiled_training_matches_eager(tiny_cfg, tmp_path, compiled_names, recwarn):
     """model.module.compile=true compiles the loss and the sparse row update: same model, faster."""
     sparse = "optimizer=sparse_adam"
     eager, _ = train(tiny_cfg(sparse, output_dir=tmp_path / "eager"))
-    compiled, objects = train(
+    assert compiled_names == []
+    compiled, _ = train(
         tiny_cfg(sparse, "model.module.compile=true", output_dir=tmp_path / "compiled")
     )
-    module = objects["module"]
-    assert module._loss_terms._compiled is not None, "fell back to eager: compiling failed"
-    assert module.optimizers().optimizer.inner[0]._compiled._compiled is not None
+    assert sorted(compiled_names) == ["lazy_adam_rows", "retrieval_terms"]  # loss, row update
+    assert compile_fallbacks(recwarn) == [], "fell back to eager: compiling failed"
     for key in ("test/ndcg@10", "test/recall@20", "best/val/ndcg@10"):
         assert compiled[key] == pytest.approx(eager[key], abs=0.02), key
 
