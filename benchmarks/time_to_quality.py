@@ -69,9 +69,12 @@ def tutorial_loop(cfg, dm, max_epochs: int, every: int, patience: int) -> dict[s
 
 
 def recsys_recipe(overrides: list[str]) -> dict[str, float]:
+    from recsys.perf.allocator import retain_freed_memory
     from recsys.train import train
 
     cfg = compose_config(overrides)
+    if cfg.get("retain_freed_memory", True):  # as scripts/train.py does before train()
+        retain_freed_memory()
     metrics, _ = train(cfg)
     return {
         "rows_per_s": metrics["time/train_rows_per_s"],
