@@ -286,6 +286,7 @@ def test_propensity_dim_override_reaches_the_scorer(cfg_of, model, key):
     (`model.dim=32` leaves model.base.dim, the base's default that nothing reads then, at 64.)
     """
     from recsys.data.sources.synthetic import SyntheticSource
+    from recsys.models.contracts import ScorerInputs
     from recsys.models.factory import build_scorer
 
     cfg = cfg_of([f"model={model}", f"{key}=32"])
@@ -293,6 +294,6 @@ def test_propensity_dim_override_reaches_the_scorer(cfg_of, model, key):
     dims = {p: OmegaConf.select(cfg, p) for p in sorted(paths)}
     assert dims == dict.fromkeys(dims, 32), f"conf/model/{model}.yaml: {key}=32 gives {dims}"
     data = SyntheticSource(num_users=40, num_items=30, mean_interactions=5, seed=0)()
-    scorer = build_scorer(cfg.model.scorer, data)
+    scorer = build_scorer(cfg.model.scorer, ScorerInputs.from_data(data))
     width = scorer.base.dim  # the constructor's argument (MF's item table adds a bias column)
     assert width == 32, f"conf/model/{model}.yaml: {key}=32 built a scorer of width {width}"
