@@ -58,14 +58,12 @@ def build_objects(cfg: DictConfig) -> dict[str, Any]:
     datamodule = build_datamodule(cfg.data, cfg.seed)
     data = datamodule.load()
     inputs = ScorerInputs.from_data(data)
-    scorer = build_scorer(
-        cfg.model.scorer, inputs
-    )  # before anything else draws from the seeded RNG
+    # Built before anything else draws from the seeded RNG.
+    scorer = build_scorer(cfg.model.scorer, inputs)
     if has_propensity_head(scorer):  # predictions undo the training set's negative down-sampling
         scorer.set_keep_rate(datamodule.label_negative_keep_rate)
-    loss = build_loss(
-        cfg.model, datamodule.item_counts, datamodule.negative_sampler().item_probabilities()
-    )
+    sampling = datamodule.negative_sampler().item_probabilities()
+    loss = build_loss(cfg.model, inputs.item_counts, sampling)
     callbacks = [
         hydra.utils.instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None
     ]

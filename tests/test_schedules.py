@@ -40,18 +40,16 @@ def test_warmup_cosine_steps_per_optimizer_step(tiny_cfg, steps_per_batch, monke
         "data.loader.batch_size=256",
         "callbacks.early_stopping=null",
     )
-    seen = LearningRates()
-    monkeypatch.setattr(pl.Trainer, "__init__", _with_callback(pl.Trainer.__init__, seen))
-    _, objects = train(cfg)
+    used, objects = train_recording_lrs(cfg, monkeypatch)
     lr = cfg.model.module.optimizer.lr
-    steps = len(seen.used)
+    steps = len(used)
     # Two epochs of the tiny world in batches of 256: several times the 5 warm-up steps.
     assert steps > 20
     batches = objects["trainer"].num_training_batches * cfg.trainer.max_epochs
     total = batches * steps_per_batch  # what the module told the schedule
     want = [expected(s, lr, 5, total) for s in range(steps)]
-    assert seen.used == pytest.approx(want, rel=1e-6)
-    assert seen.used[0] == pytest.approx(lr / 5)  # the warm-up changes within the first batch
+    assert used == pytest.approx(want, rel=1e-6)
+    assert used[0] == pytest.approx(lr / 5)  # the warm-up changes within the first batch
 
 
 def test_epoch_interval_steps_once_an_epoch(tiny_cfg, monkeypatch):
@@ -59,13 +57,11 @@ def test_epoch_interval_steps_once_an_epoch(tiny_cfg, monkeypatch):
         "+model.module.scheduler={_target_: torch.optim.lr_scheduler.StepLR, _partial_: true, step_size: 1, gamma: 0.5}",
         "callbacks.early_stopping=null",
     )
-    seen = LearningRates()
-    monkeypatch.setattr(pl.Trainer, "__init__", _with_callback(pl.Trainer.__init__, seen))
-    _, objects = train(cfg)
+    used, _ = train_recording_lrs(cfg, monkeypatch)
     lr = cfg.model.module.optimizer.lr
-    per_epoch = len(seen.used) // cfg.trainer.max_epochs
-    assert seen.used[:per_epoch] == [lr] * per_epoch
-    assert seen.used[per_epoch:] == [lr * 0.5] * (len(seen.used) - per_epoch)
+    per_epoch = len(used) // cfg.trainer.max_epochs
+    assert used[:per_epoch] == [lr] * per_epoch
+    assert used[per_epoch:] == [lr * 0.5] * (len(used) - per_epoch)
 
 
 def test_warmup_cosine_refuses_bad_arguments():
@@ -76,8 +72,14 @@ def test_warmup_cosine_refuses_bad_arguments():
         warmup_cosine(opt, total_steps=10, min_lr_ratio=2.0)
 
 
-def _with_callback(init, callback):
-    def patched(self, *args, callbacks=None, **kwargs):
-        init(self, *args, callbacks=[*(callbacks or []), callback], **kwargs)
+def train_recording_lrs(cfg, monkeypatch) -> tuple[list[float], dict]:
+    """Train with `LearningRates` added to the run's callbacks; (lr of every step, objects)."""
+    seen = LearningRates()
+    init = pl.Trainer.__init__
 
-    return patched
+    def patched(self, *args, callbacks=None, **kwargs):
+        init(self, *args, callbacks=[*(callbacks or []), seen], **kwargs)
+
+    monkeypatch.setattr(pl.Trainer, "__init__", patched)
+    _, objects = train(cfg)
+    return seen.used, objects

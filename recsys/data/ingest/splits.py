@@ -36,7 +36,7 @@ class SplitSpec:
     test_fraction: float = 0.1  # random, temporal (when no cutoff)
     test_n: int = 1  # leave_last_n: last interactions per user held out for test
     valid_n: int = 1  # leave_last_n: the ones before them, for validation
-    cutoff: Any = None  # temporal: seconds since epoch or a date ('2020-01-01'); None = quantile
+    cutoff: Any = None  # temporal: seconds since epoch or a YYYY-MM-DD date string; None = quantile
     valid_cutoff: Any = None  # temporal: start of validation; None = quantile
 
     @classmethod
