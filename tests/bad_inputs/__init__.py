@@ -1,0 +1,1 @@
+"""The bad-input corpus: generated cases of what a careful adversarial user hands recsys."""
