@@ -24,6 +24,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import Tensor
 
+from recsys.config_targets import load_trusted
 from recsys.errors import DataError, RunError
 from recsys.models.contracts import PropensityScorer, Scorer, ScorerInputs
 from recsys.models.factory import build_scorer
@@ -152,12 +153,17 @@ class RunDir:
 
     # ----- readers -----
     def config(self) -> DictConfig:
+        """The resolved config, after every class it names passed `recsys.config_targets`: a run
+        directory from elsewhere is data, so its config may build recsys's own classes only."""
+        if not self.root.is_dir():
+            what = "is a file, not a run directory" if self.root.exists() else "does not exist"
+            raise RunError(f"{self.root}: {what}; pass the folder scripts/train.py wrote")
         if not self.config_path.is_file():
             raise RunError(
                 f"{self.root}: not a recsys run directory (no .hydra/resolved.yaml); "
                 "run scripts/train.py first"
             )
-        return OmegaConf.load(self.config_path)
+        return load_trusted(self.config_path)
 
     def read_json(self, name: str) -> dict:
         path = self.path(name)

@@ -23,6 +23,8 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
+from recsys.config_targets import load_trusted
+
 log = logging.getLogger(__name__)
 
 
@@ -148,6 +150,7 @@ def save_best_config(sweep_dir: Path, frame: pd.DataFrame, metric: str) -> str |
     best = frame.iloc[0]
     source = Path(best["run_dir"]) / ".hydra" / "config.yaml"
     target = sweep_dir / "best_config.yaml"
+    load_trusted(source)  # a job folder may come from elsewhere: no payload gets republished
     shutil.copyfile(source, target)
     return (
         f"Best run: job {best['job']} with {metric}={best[metric]:.4f} ({best['run_dir']})\n"
