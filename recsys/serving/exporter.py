@@ -6,6 +6,7 @@ features come with the scorer, seen items and popularity counts from `training_s
 `vocab/`. Nothing is published until every artifact has passed its parity check in a fresh process
 without recsys (`verify.py`): the export is written to a staging folder and renamed into place on
 success; on failure it is kept beside it as `<out>.failed/` and `ExportError` says what differed.
+Only an earlier recsys export is ever replaced (`publish.py`): a user's folder is refused, whole.
 """
 
 from __future__ import annotations
@@ -22,8 +23,8 @@ from torch import nn
 
 from recsys.errors import ExportError
 from recsys.run_dir import SPLITS, RunDir, TrainedRun, encode_vocabulary, write_atomic
-from recsys.serving import artifacts
-from recsys.serving.manifest import MANIFEST, environment, signature, write_manifest
+from recsys.serving import artifacts, publish
+from recsys.serving.manifest import environment, signature, write_manifest
 from recsys.serving.verify import verify
 
 log = logging.getLogger(__name__)
@@ -57,14 +58,6 @@ def write_export_vocabularies(
     return {name: f"vocab/{name}.txt" for name in files}
 
 
-def _replace_dir(staging: Path, target: Path) -> None:
-    if target.exists():
-        if not (target / MANIFEST).is_file() and any(target.iterdir()):
-            raise ExportError(f"{target}: exists and is not an export; refusing to replace it")
-        shutil.rmtree(target)
-    staging.rename(target)
-
-
 def export_run(
     run: TrainedRun,
     out_dir: str | Path,
@@ -85,7 +78,8 @@ def export_run(
     bad = [f for f in formats if f not in FORMATS] + [s for s in exclude if s not in SPLITS]
     if bad or not formats:
         raise ExportError(f"unknown format or split {bad}: formats {FORMATS}, splits {SPLITS}")
-    out_dir = Path(out_dir)
+    out_dir = Path(out_dir).absolute()  # the fresh verification process runs elsewhere
+    publish.check_target(out_dir)  # before the work: a user's folder is refused at once
     scorer, run_dir = run.scorer.eval(), run.run_dir
     vocab = run_vocabularies(run_dir, scorer)
     if propensity is None:
@@ -103,9 +97,7 @@ def export_run(
             bad_rows = int((~torch.isfinite(v)).any(1).sum())
             raise ExportError(f"{bad_rows} {side} embeddings hold NaN or inf: the model diverged")
 
-    staging = out_dir.with_name(f".{out_dir.name}.partial")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
+    staging = publish.make_staging(out_dir)
     try:  # staging is renamed away on success and on failed parity; anything else removes it
         popular = artifacts.popular_items(excluded, scorer.num_items, num_popular)
         vocab_files = write_export_vocabularies(staging, vocab, popular)
@@ -116,7 +108,7 @@ def export_run(
             for name, module in modules.items():
                 _save(entries, module, name, fmt, staging, scorer, int(vectors[1].shape[1]))
         manifest = {
-            **_describe(run, seen, exclude),
+            **_describe(run, seen, exclude, vectors),
             "artifacts": entries,
             "vocab": vocab_files,
         }
@@ -151,7 +143,21 @@ def _save(entries, module, name, fmt, folder, scorer, dim) -> None:
     entry["signature"][fmt] = signature(name, fmt, scorer.num_users, scorer.num_items, dim)
 
 
-def _describe(run: TrainedRun, seen, exclude) -> dict:
+def embedding_columns(vectors: tuple[torch.Tensor, torch.Tensor]) -> str:
+    """What the encoders' columns are: a model with an item bias (MF) appends a column that is a
+    constant 1 for users and the bias for items, so that a dot product is the whole score."""
+    users, items = vectors
+    dim = int(items.shape[1])
+    text = f"user_encoder and item_encoder give {dim} columns; user @ item.T is the score"
+    if users.numel() and bool((users[:, -1] == 1).all()):
+        text += (
+            f"; column {dim - 1} is the item bias on the item side and a constant 1 on the user "
+            f"side (so columns 0..{dim - 2} are the learned factors)"
+        )
+    return text
+
+
+def _describe(run: TrainedRun, seen, exclude, vectors) -> dict:
     """The manifest's account of the model, the run, the data and the serving conventions."""
     scorer, report = run.scorer, run.run_dir.read_json("data_report.json")
     return {
@@ -177,6 +183,7 @@ def _describe(run: TrainedRun, seen, exclude) -> dict:
             "ranking": "score descending; ties go to the lower item index (as in evaluation)",
             "seen_items": f"items of the {'+'.join(exclude)} splits score -inf and come last",
             "unknown_users": "recommend vocab/popular_items.txt (most popular first)",
+            "embedding_columns": embedding_columns(vectors),
             "loader": "loader.py: checks sha256 against this manifest before torch loads a file",
         },
         "environment": environment(),
@@ -199,11 +206,9 @@ def _verify_and_publish(manifest: dict, cases, staging: Path, out_dir: Path, ato
     manifest["sha256"] = write_manifest(staging, manifest)
     failed = {k: r for k, r in results.items() if not r["passed"]}
     if not failed:
-        _replace_dir(staging, out_dir)
+        publish.publish(staging, out_dir)
         return
-    target = out_dir.with_name(out_dir.name + ".failed")
-    shutil.rmtree(target, ignore_errors=True)
-    staging.rename(target)
+    target = publish.keep_failed(staging, out_dir)
     hint = ""
     if any(key.startswith("retriever:") for key in failed):
         hint = (
@@ -220,18 +225,25 @@ def export_from_config(cfg: DictConfig) -> tuple[Path, dict]:
     """The `scripts/export.py` entry: resolve the run and checkpoint, export, return (dir, manifest)."""
     if not cfg.get("run_dir") and not cfg.get("ckpt_path"):
         raise ExportError("say what to export: run_dir=<run directory> or ckpt_path=<file.ckpt>")
-    ckpt = Path(cfg.ckpt_path) if cfg.get("ckpt_path") else None
-    run_dir = Path(cfg.run_dir) if cfg.get("run_dir") else ckpt.resolve().parents[1]
+    # Every path is the user's, relative to where they stand: resolved here, once.
+    ckpt = Path(cfg.ckpt_path).absolute() if cfg.get("ckpt_path") else None
+    run_dir = Path(cfg.run_dir).absolute() if cfg.get("run_dir") else ckpt.resolve().parents[1]
     if ckpt is not None and not ckpt.is_file():
         raise ExportError(f"{ckpt}: checkpoint not found")
+    if not run_dir.is_dir():
+        what = "is a file, not a run directory" if run_dir.exists() else "run directory not found"
+        raise ExportError(f"{run_dir}: {what}; pass run_dir=<the folder scripts/train.py wrote>")
     if not RunDir(run_dir).config_path.is_file():
         raise ExportError(
             f"{run_dir}: not a recsys run directory (no .hydra/resolved.yaml); an export needs the "
             "run's config and vocabularies: pass run_dir= with ckpt_path="
         )
+    if cfg.format not in (*FORMATS, "both"):
+        raise ExportError(f"format={cfg.format!r}: one of {FORMATS} or both")
+    out_dir = Path(cfg.out_dir).absolute() if cfg.get("out_dir") else run_dir / "export"
+    publish.check_target(out_dir)  # before loading the model: a user's folder is refused at once
     run = RunDir(run_dir).load(str(ckpt) if ckpt else cfg.checkpoint, cfg.map_location)
     formats = list(FORMATS) if cfg.format == "both" else [cfg.format]
-    out_dir = Path(cfg.out_dir) if cfg.get("out_dir") else run_dir / "export"
     manifest = export_run(
         run,
         out_dir,

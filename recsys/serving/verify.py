@@ -78,7 +78,8 @@ def run_fresh_process(
             for key, c in cases.items()
         }
         torch.save(payload, cases_path)
-        cmd = [sys.executable, "-I", "-S", str(CHILD), str(export_dir)]
+        # The child runs in `tmp`: a relative export path would point there.
+        cmd = [sys.executable, "-I", "-S", str(CHILD), str(Path(export_dir).absolute())]
         cmd += [str(cases_path), str(outputs_path), site_dir]
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, cwd=tmp)
         if proc.returncode != 0:
