@@ -8,12 +8,12 @@ from collections.abc import Callable
 from typing import Any
 
 from recsys.errors import RecsysError
-from recsys.serving.loader import IntegrityError
+from recsys.serving.loader import IntegrityError, RequestError
 
 log = logging.getLogger("recsys")
 
 # Everything a user's input can cause; anything else is a bug in recsys and keeps its traceback.
-USER_ERRORS: tuple[type[Exception], ...] = (RecsysError, IntegrityError)
+USER_ERRORS: tuple[type[Exception], ...] = (RecsysError, IntegrityError, RequestError)
 
 
 def one_line(err: BaseException) -> str:

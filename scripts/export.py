@@ -1,7 +1,6 @@
 """Export a trained run for serving: `python scripts/export.py run_dir=<run directory> [format=pt2]`."""
 
 import os
-import sys
 from pathlib import Path
 
 import hydra
@@ -13,14 +12,10 @@ os.environ.setdefault("PROJECT_ROOT", str(ROOT))
 
 @hydra.main(version_base="1.3", config_path=str(ROOT / "conf"), config_name="export")
 def main(cfg: DictConfig) -> None:
-    from recsys.errors import DataError, ExportError, RunError
+    from recsys.cli import run_or_explain
     from recsys.serving.exporter import export_from_config
 
-    try:
-        out_dir, manifest = export_from_config(cfg)
-    except (ExportError, RunError, DataError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(2)
+    out_dir, manifest = run_or_explain(export_from_config, cfg)
     for name, entry in sorted(manifest["artifacts"].items()):
         for fmt, check in sorted(entry["verification"].items()):
             print(
@@ -30,7 +25,10 @@ def main(cfg: DictConfig) -> None:
         for fmt, why in sorted(entry["skipped"].items()):
             print(f"{name} ({fmt}): skipped, {why.splitlines()[0]}")
     print(f"export: {out_dir}")
-    print(f"manifest sha256: {manifest['sha256']}  (pin it in the serving config)")
+    print(
+        f"manifest sha256: {manifest['sha256']}  (pin it in the serving config: "
+        "scripts/recommend.py --manifest-sha256, or RECSYS_MANIFEST_SHA256)"
+    )
 
 
 if __name__ == "__main__":

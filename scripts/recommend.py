@@ -1,11 +1,13 @@
 """Serve recommendations from an export directory, as a serving process would: torch and the
 standard library only (recsys need not be installed).
 
-    python scripts/recommend.py <run>/export --user 196 --k 10
+    python scripts/recommend.py <run>/export --user 196 --k 10 --manifest-sha256 <hash>
 
 Files are checked against manifest.json (sha256) before torch loads them, through `loader.py`
-(the repo's `recsys/serving/loader.py`, read by path so the recsys package is never imported;
-copy it beside this script to use the script elsewhere). Unknown users get the popularity
+(recsys's own where recsys is installed, else the repo's `recsys/serving/loader.py` read by path,
+or a `loader.py` copied beside this script). The manifest itself is pinned with
+`--manifest-sha256` or `RECSYS_MANIFEST_SHA256` (the hash `scripts/export.py` prints): unpinned,
+a rewritten export would be served, so this says so on stderr. Unknown users get the popularity
 fallback the export ships (`vocab/popular_items.txt`).
 """
 
@@ -13,16 +15,25 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 HERE = Path(__file__).resolve().parent
 LOADER_CANDIDATES = (HERE.parent / "recsys" / "serving" / "loader.py", HERE / "loader.py")
+PIN_ENV = "RECSYS_MANIFEST_SHA256"
 
 
 def import_loader():
+    try:  # recsys's own module: its errors are the ones recsys.cli explains
+        from recsys.serving import loader
+
+        return loader
+    except ImportError:
+        pass
     for path in LOADER_CANDIDATES:
         if path.is_file():
             spec = importlib.util.spec_from_file_location("export_loader", path)
@@ -32,73 +43,131 @@ def import_loader():
     sys.exit(f"error: loader.py not found (looked in {', '.join(map(str, LOADER_CANDIDATES))})")
 
 
+def explainer(loader):
+    """`recsys.cli.run_or_explain` where recsys is installed; the same one-line behaviour without."""
+    try:
+        from recsys.cli import run_or_explain
+
+        return run_or_explain
+    except ImportError:
+        pass
+
+    def run_or_explain(fn, *args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except (loader.IntegrityError, loader.RequestError) as err:
+            print("error: " + " ".join(str(err).split()), file=sys.stderr)
+            sys.exit(2)
+
+    return run_or_explain
+
+
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("export_dir", type=Path, help="the folder scripts/export.py wrote")
     p.add_argument("--user", required=True, help="raw user id, as in the training data")
-    p.add_argument("--k", type=int, default=10, help="how many items (default 10)")
+    p.add_argument("--k", default="10", help="how many items, 1 to the catalogue size (default 10)")
     p.add_argument("--format", choices=("torchscript", "pt2"), default=None,
                    help="which artifact to load (default: TorchScript when exported)")  # fmt: skip
-    p.add_argument("--manifest-sha256", default=None,
-                   help="refuse to serve unless manifest.json has this sha256")  # fmt: skip
+    p.add_argument("--manifest-sha256", default=os.environ.get(PIN_ENV),
+                   help=f"refuse to serve unless manifest.json has this sha256 (default ${PIN_ENV})")  # fmt: skip
     return p.parse_args(argv)
 
 
-def describe(item_ids: list, titles: list, index: int) -> str:
-    return f"{item_ids[index]}  {titles[index]}" if titles else item_ids[index]
+@dataclass
+class Recommendation:
+    """What `recommend` found: raw item ids best first, with scores (None for the fallback)."""
+
+    user: str
+    known: bool
+    items: list
+    titles: list
+    scores: list | None = None
+    probabilities: list | None = None
+    known_users: int = 0
+    model: str = ""
+    data: str = ""
+
+
+def recommend(loader, export_dir, user: str, k, fmt=None, pin=None) -> Recommendation:
+    """Top-k for the raw id `user`; the popularity fallback for an unknown one.
+
+    Raises `loader.IntegrityError` (an altered export) or `loader.RequestError` (a bad `k`)."""
+    manifest = loader.read_manifest(export_dir, pin)
+    users = loader.read_vocabulary(export_dir, "users", manifest)
+    items = loader.read_vocabulary(export_dir, "items", manifest)
+    titles = loader.read_vocabulary(export_dir, "item_titles", manifest)
+    k = loader.check_k(k, len(items))
+    model, data = manifest.get("model", {}), manifest.get("data", {})
+    found = Recommendation(str(user), False, [], titles, known_users=len(users),
+                           model=str(model.get("name")), data=str(data.get("name")))  # fmt: skip
+    index = {raw: i for i, raw in enumerate(users)}
+    if user not in index:
+        found.items = loader.read_vocabulary(export_dir, "popular_items", manifest)[:k]
+        position = {raw: i for i, raw in enumerate(items)}
+        if any(raw not in position for raw in found.items):
+            raise loader.IntegrityError(f"{export_dir}: vocab/popular_items holds an unknown item")
+        found.titles = [titles[position[raw]] for raw in found.items] if titles else []
+        return found
+    formats = loader.artifact_formats(manifest, "retriever")
+    fmt = fmt or ("torchscript" if "torchscript" in formats else None)
+    retriever = loader.load_artifact(export_dir, "retriever", fmt, pin)
+    pt2 = fmt == "pt2" or "torchscript" not in formats
+    user_idx = torch.tensor([index[user]])
+    try:
+        with torch.no_grad():
+            scores, item_idx = retriever(user_idx, torch.tensor(k) if pt2 else k)
+            keep = ~torch.isinf(scores[0])  # -inf: seen items, filler at the end
+            shown = item_idx[0][keep]
+            if loader.artifact_formats(manifest, "propensity"):  # models with a conversion head
+                head = loader.load_artifact(export_dir, "propensity", "pt2" if pt2 else None, pin)
+                found.probabilities = head(user_idx.expand(shown.numel()), shown).tolist()
+    except (RuntimeError, torch.jit.Error) as err:  # the module's own validation
+        raise loader.RequestError(str(err).strip().splitlines()[-1]) from None
+    if any(i >= len(items) for i in shown.tolist()):
+        raise loader.IntegrityError(f"{export_dir}: the retriever returned an index past vocab/items")
+    found.known, found.scores = True, scores[0][keep].tolist()
+    found.items = [items[i] for i in shown.tolist()]
+    found.titles = [titles[i] for i in shown.tolist()] if titles else []
+    return found
+
+
+def _line(rank: int, item: str, title: str | None, extra: str = "") -> str:
+    return f"{rank:3d}. {item}  {title}{extra}" if title else f"{rank:3d}. {item}{extra}"
+
+
+def show(rec: Recommendation, k: int) -> None:
+    if not rec.known:
+        print(
+            f"user {rec.user!r} is not in this export's vocabulary ({rec.known_users} known "
+            f"users): showing the {len(rec.items)} most popular items instead"
+        )
+        for rank, raw in enumerate(rec.items, 1):
+            print(_line(rank, raw, rec.titles[rank - 1] if rec.titles else None))
+        return
+    print(f"top {k} for user {rec.user} (model {rec.model}, {rec.data}):")
+    for rank, raw in enumerate(rec.items, 1):
+        extra = f"  (score {rec.scores[rank - 1]:.4f}"
+        if rec.probabilities is not None:
+            extra += f", P(convert) {rec.probabilities[rank - 1]:.3f}"
+        print(_line(rank, raw, rec.titles[rank - 1] if rec.titles else None, extra + ")"))
+    if len(rec.items) < k:
+        print(f"(only {len(rec.items)} items this user has not seen yet)")
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
     loader = import_loader()
-    try:
-        manifest = loader.read_manifest(args.export_dir, args.manifest_sha256)
-        users = loader.read_vocabulary(args.export_dir, "users", manifest)
-        items = loader.read_vocabulary(args.export_dir, "items", manifest)
-        titles = loader.read_vocabulary(args.export_dir, "item_titles", manifest)
-        index = {raw: i for i, raw in enumerate(users)}
-        if args.user not in index:
-            popular = loader.read_vocabulary(args.export_dir, "popular_items", manifest)
-            position = {raw: i for i, raw in enumerate(items)}
-            print(
-                f"user {args.user!r} is not in this export's vocabulary ({len(users)} known "
-                f"users): showing the {min(args.k, len(popular))} most popular items instead"
-            )
-            for rank, raw in enumerate(popular[: args.k], 1):
-                print(f"{rank:3d}. {describe(items, titles, position[raw])}")
-            return 0
-        retriever = loader.load_artifact(
-            args.export_dir, "retriever", args.format, args.manifest_sha256
+    if not args.manifest_sha256:
+        print(
+            "warning: manifest.json is not pinned, so a rewritten export would be served: pass "
+            f"--manifest-sha256 <the hash scripts/export.py printed> or set {PIN_ENV}",
+            file=sys.stderr,
         )
-    except loader.IntegrityError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    pt2 = args.format == "pt2" or "torchscript" not in manifest["artifacts"]["retriever"]["files"]
-    user_idx = torch.tensor([index[args.user]])
-    try:
-        with torch.no_grad():
-            scores, item_idx = retriever(user_idx, torch.tensor(args.k) if pt2 else args.k)
-            shown = item_idx[0][~torch.isinf(scores[0])]  # -inf: seen items, filler at the end
-            probs = None
-            if "propensity" in manifest["artifacts"]:  # models with a conversion head
-                fmt = "pt2" if pt2 else "torchscript"
-                head = loader.load_artifact(
-                    args.export_dir, "propensity", fmt, args.manifest_sha256
-                )
-                probs = head(user_idx.expand(shown.numel()), shown).tolist()
-    except loader.IntegrityError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    except (RuntimeError, torch.jit.Error) as err:  # the module's own validation (k range, ...)
-        print(f"error: {str(err).strip().splitlines()[-1]}", file=sys.stderr)
-        return 2
-    model = manifest["model"]["name"]
-    print(f"top {args.k} for user {args.user} (model {model}, {manifest['data']['name']}):")
-    for rank, i in enumerate(shown.tolist(), 1):
-        extra = f", P(convert) {probs[rank - 1]:.3f}" if probs is not None else ""
-        print(f"{rank:3d}. {describe(items, titles, i)}  (score {scores[0, rank - 1]:.4f}{extra})")
-    if shown.numel() < args.k:
-        print(f"(only {shown.numel()} items this user has not seen yet)")
+    rec = explainer(loader)(
+        recommend, loader, args.export_dir, args.user, args.k, args.format, args.manifest_sha256
+    )
+    show(rec, int(args.k))
     return 0
 
 

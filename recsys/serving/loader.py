@@ -27,6 +27,22 @@ class IntegrityError(Exception):
     """A file differs from its manifest entry, is missing, or failed verification at export."""
 
 
+class RequestError(ValueError):
+    """A serving request the export cannot answer (k out of range, a bad user index)."""
+
+
+def check_k(k, num_items: int) -> int:
+    """`k` as an int in [1, num_items]; RequestError otherwise (strings, bools, floats included)."""
+    if isinstance(k, bool) or not isinstance(k, int):
+        try:
+            k = int(str(k).strip(), 10)
+        except ValueError:
+            raise RequestError(f"k must be a whole number, got {k!r}") from None
+    if not 1 <= k <= num_items:
+        raise RequestError(f"k must be in [1, {num_items}] (the catalogue size), got {k}")
+    return k
+
+
 def _sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as f:
@@ -41,14 +57,36 @@ def read_manifest(export_dir, expected_manifest_sha256=None) -> dict:
         raise IntegrityError(f"{path}: no manifest; is {export_dir} an export directory?")
     if expected_manifest_sha256 is not None and _sha256(path) != expected_manifest_sha256:
         raise IntegrityError(f"{path}: sha256 differs from the pinned value")
-    return json.loads(path.read_text())
+    try:
+        manifest = json.loads(path.read_bytes().decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as err:
+        raise IntegrityError(f"{path}: not valid JSON ({err}); truncated or altered") from None
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("files"), dict):
+        raise IntegrityError(f"{path}: not a recsys manifest (no 'files' table of sha256)")
+    return manifest
+
+
+def _inside(export_dir, relative) -> Path:
+    """`export_dir / relative`, refused when the name is absolute or leads out (`..`, a symlink)."""
+    root = Path(export_dir)
+    if not isinstance(relative, str) or not relative or "\x00" in relative:
+        raise IntegrityError(f"{root / MANIFEST}: file name {relative!r} is not a relative path")
+    parts = relative.replace("\\", "/").split("/")
+    if relative.startswith(("/", "\\")) or ":" in parts[0] or ".." in parts:
+        raise IntegrityError(
+            f"{root / MANIFEST}: file name {relative!r} leaves the export directory; refused"
+        )
+    path = root / relative
+    if not path.resolve().is_relative_to(root.resolve()):
+        raise IntegrityError(f"{path}: a symbolic link out of the export directory; refused")
+    return path
 
 
 def checked_path(export_dir, manifest: dict, relative: str) -> Path:
     """The path of `relative` after its sha256 matched the manifest; IntegrityError otherwise."""
-    path = Path(export_dir) / relative
+    path = _inside(export_dir, relative)
     expected = manifest.get("files", {}).get(relative)
-    if expected is None:
+    if not isinstance(expected, str):
         raise IntegrityError(f"{path}: not listed in {MANIFEST}")
     if not path.is_file():
         raise IntegrityError(f"{path}: listed in {MANIFEST} but missing")
@@ -70,8 +108,13 @@ def verify_all(export_dir, expected_manifest_sha256=None) -> dict:
 
 
 def artifact_formats(manifest: dict, name: str) -> list:
-    entry = manifest.get("artifacts", {}).get(name)
-    return sorted(entry["files"]) if entry else []
+    artifacts = manifest.get("artifacts")
+    entry = artifacts.get(name) if isinstance(artifacts, dict) else None
+    if entry is None:
+        return []
+    if not isinstance(entry, dict) or not isinstance(entry.get("files"), dict):
+        raise IntegrityError(f"{MANIFEST}: artifacts.{name} has no 'files' table")
+    return sorted(entry["files"])
 
 
 def load_artifact(
@@ -96,7 +139,7 @@ def load_artifact(
     if fmt not in formats:
         raise IntegrityError(f"{export_dir}: {name} was not exported as {fmt} (only {formats})")
     entry = manifest["artifacts"][name]
-    check = entry.get("verification", {}).get(fmt, {})
+    check = (entry.get("verification") or {}).get(fmt, {})
     if not allow_unverified and check.get("passed") is not True:
         raise IntegrityError(
             f"{export_dir}: {name} ({fmt}) did not pass its parity check at export: {check}"
@@ -116,8 +159,12 @@ def read_vocabulary(export_dir, name: str, manifest=None) -> list:
     UTF-8, one id per "\n"-terminated line, split on "\n" alone: an id keeps its spaces, tabs and
     characters such as U+2028 that `str.splitlines()` would take for line ends."""
     manifest = manifest or read_manifest(export_dir)
-    relative = manifest.get("vocab", {}).get(name)
+    vocab = manifest.get("vocab")
+    relative = vocab.get(name) if isinstance(vocab, dict) else None
     if relative is None:
         return []
-    data = checked_path(export_dir, manifest, relative).read_bytes()
-    return data.decode("utf-8").split("\n")[:-1]
+    path = checked_path(export_dir, manifest, relative)
+    try:
+        return path.read_bytes().decode("utf-8").split("\n")[:-1]
+    except UnicodeDecodeError as err:
+        raise IntegrityError(f"{path}: not UTF-8 ({err})") from None
