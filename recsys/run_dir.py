@@ -24,10 +24,10 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import Tensor
 
+from recsys import run_loading
 from recsys.config_targets import load_trusted
 from recsys.errors import DataError, RunError
 from recsys.models.contracts import PropensityScorer, Scorer, ScorerInputs
-from recsys.models.factory import build_scorer
 
 if TYPE_CHECKING:
     from recsys.data.datamodule import InteractionDataModule
@@ -180,7 +180,10 @@ class RunDir:
         path = self.vocab_dir / f"{name}.txt"
         if not path.is_file():
             raise RunError(f"{path}: missing; the run did not finish writing its vocabularies")
-        return decode_vocabulary(path.read_bytes())
+        try:
+            return decode_vocabulary(path.read_bytes())
+        except UnicodeDecodeError as err:
+            raise RunError(f"{path}: not UTF-8 at byte {err.start}; not written by recsys") from None
 
     def has_vocabulary(self, name: str) -> bool:
         return (self.vocab_dir / f"{name}.txt").is_file()
@@ -193,17 +196,20 @@ class RunDir:
                 f"train it again with hydra.run.dir={self.root}"
             )
         if self._state is None:
-            self._state = torch.load(path, map_location="cpu", weights_only=True)
+            self._state = run_loading.training_state(path)
         return self._state
 
     def scorer_inputs(self) -> ScorerInputs:
-        return ScorerInputs.from_state(self._training_state()["scorer_inputs"])
+        return run_loading.scorer_inputs(self._training_state(), self.path("training_state.pt"))
 
     def seen_pairs(self, split: str) -> tuple[Tensor, Tensor]:
         """(users, items) of one split, as indices into the run's vocabularies."""
         if split not in SPLITS:
             raise RunError(f"unknown split {split!r}: one of {SPLITS}")
-        return self._training_state()["seen"][split]
+        pairs = self._training_state()["seen"]
+        if not isinstance(pairs, dict) or split not in pairs:
+            raise RunError(f"{self.path('training_state.pt')}: no {split} pairs under seen")
+        return pairs[split]
 
     def find_checkpoint(self, which: str = "best") -> Path:
         """'best' (the epochNNN file ModelCheckpoint kept), 'last', or an explicit path."""
@@ -231,17 +237,11 @@ class RunDir:
         with its calibration where one was fitted; returns (scorer, checkpoint path)."""
         cfg = self.config()  # first: a folder that is no run says so, not "no checkpoint"
         ckpt = self.find_checkpoint(str(checkpoint))
-        scorer = build_scorer(cfg.model.scorer, self.scorer_inputs())
-        state = torch.load(ckpt, map_location=map_location, weights_only=True)["state_dict"]
-        own = {
-            k.removeprefix("scorer."): v.float() if v.is_floating_point() else v
-            for k, v in state.items()
-            if k.startswith("scorer.")
-        }
-        scorer.load_state_dict(own)
+        scorer = run_loading.build_run_scorer(cfg, self.scorer_inputs(), self.config_path)
+        run_loading.load_checkpoint_into(scorer, ckpt, map_location)
         calibration = self.path("calibration.pt")
         if calibration.is_file() and isinstance(scorer, PropensityScorer):
-            fitted = torch.load(calibration, map_location="cpu", weights_only=True)
+            fitted = run_loading.read_torch_file(calibration, "calibration")
             scorer.load_state_dict({**scorer.state_dict(), **fitted})
         return scorer.float().eval(), ckpt
 

@@ -117,3 +117,11 @@ def test_sweep_never_publishes_a_best_config_with_a_payload(tmp_path):
     with pytest.raises(ConfigError, match=r"config\.yaml: data\._target_='shutil\.rmtree'"):
         save_best_config(tmp_path / "sweep", frame, "val/ndcg@10")
     assert not (tmp_path / "sweep" / "best_config.yaml").exists()
+
+
+def test_a_class_of_the_users_own_is_allowed_only_when_named_in_the_environment(monkeypatch):
+    own = "tests.serving_support.MFWithPropensity"
+    with pytest.raises(ConfigError, match="RECSYS_TRUSTED_TARGETS"):
+        check_target("model.scorer._target_", own, "f.yaml")
+    monkeypatch.setenv("RECSYS_TRUSTED_TARGETS", f"other.Thing, {own}")
+    assert check_target("model.scorer._target_", own, "f.yaml") == own

@@ -21,7 +21,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
-from recsys.errors import ExportError
+from recsys.errors import ConfigError, ExportError
 from recsys.run_dir import SPLITS, RunDir, TrainedRun, encode_vocabulary, write_atomic
 from recsys.serving import artifacts, publish
 from recsys.serving.manifest import environment, signature, write_manifest
@@ -78,6 +78,11 @@ def export_run(
     bad = [f for f in formats if f not in FORMATS] + [s for s in exclude if s not in SPLITS]
     if bad or not formats:
         raise ExportError(f"unknown format or split {bad}: formats {FORMATS}, splits {SPLITS}")
+    for key, value in (("num_popular", num_popular), ("verify.users", verify_users), ("verify.k", verify_k)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ConfigError(f"{key}={value!r}: must be a whole number >= 1")
+    if isinstance(atol, bool) or not isinstance(atol, int | float) or not atol >= 0:
+        raise ConfigError(f"verify.atol={atol!r}: must be a number >= 0")
     out_dir = Path(out_dir).absolute()  # the fresh verification process runs elsewhere
     publish.check_target(out_dir)  # before the work: a user's folder is refused at once
     scorer, run_dir = run.scorer.eval(), run.run_dir
