@@ -71,6 +71,11 @@ def check_target(target: Path) -> None:
 
 def make_staging(target: Path) -> Path:
     """A fresh, empty folder beside `target` that no one else owns."""
+    for folder in (target.parent, *target.parent.parents):
+        if folder.exists():
+            if not folder.is_dir():
+                raise ExportError(f"{folder}: is a file, not a folder; out_dir cannot be inside it")
+            break
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         return Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent))
