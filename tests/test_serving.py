@@ -145,7 +145,7 @@ def test_pinned_manifest_hash_catches_a_rewritten_manifest(mf_export, tmp_path):
 def _cpp_build_dir() -> Path:
     """A build folder under the temp dir, keyed by the sources and torch version (reused)."""
     digest = hashlib.sha256(torch.__version__.encode())
-    for name in ("CMakeLists.txt", "main.cpp"):
+    for name in ("CMakeLists.txt", "main.cpp", "sha256.h"):
         digest.update((ROOT / "examples" / "cpp_serving" / name).read_bytes())
     return Path(tempfile.gettempdir()) / f"recsys_cpp_{digest.hexdigest()[:16]}"
 
@@ -177,10 +177,17 @@ def test_cpp_example_prints_the_same_top10_as_python(mf_export):
         scores, top = retriever(torch.tensor([index]), 10)
         assert [r[1] for r in rows] == [items[i] for i in top[0].tolist()]
         assert [float(r[2]) for r in rows] == pytest.approx(scores[0].tolist(), abs=1e-4)
-    proc = subprocess.run(
-        [str(binary), str(mf_export), users[0], "201"], capture_output=True, text=True
-    )
-    assert proc.returncode == 2 and "k must be in [1, 200]" in proc.stderr
+    for k, message in (("201", "k must be in [1, 200]"), ("abc", "k must be a whole number"),
+                       ("9" * 30, "k must be in [1, 200]")):  # fmt: skip
+        proc = subprocess.run([str(binary), str(mf_export), users[0], k], capture_output=True, text=True)
+        assert proc.returncode == 2 and message in proc.stderr, proc.stderr
+    hashes = json.loads((mf_export / "manifest.json").read_text())["files"]
+    pinned = [arg for name, digest in hashes.items() for arg in ("--sha256", f"{name}={digest}")]
+    proc = subprocess.run([str(binary), str(mf_export), users[0], "3", *pinned], capture_output=True, text=True)
+    assert proc.returncode == 0 and "warning" not in proc.stderr, proc.stderr
+    pinned[pinned.index(f"vocab/items.txt={hashes['vocab/items.txt']}")] = "vocab/items.txt=" + "0" * 64
+    proc = subprocess.run([str(binary), str(mf_export), users[0], "3", *pinned], capture_output=True, text=True)
+    assert proc.returncode == 2 and "items.txt: sha256" in proc.stderr, proc.stderr
 
 
 def test_serving_benchmark_smoke_run(tmp_path):
