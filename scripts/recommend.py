@@ -93,6 +93,9 @@ def recommend(loader, export_dir, user: str, k, fmt=None, pin=None) -> Recommend
     """Top-k for the raw id `user`; the popularity fallback for an unknown one.
 
     Raises `loader.IntegrityError` (an altered export) or `loader.RequestError` (a bad `k`)."""
+    if isinstance(user, bool) or not isinstance(user, str | int):
+        raise loader.RequestError(f"user must be a raw user id (text), got {user!r}")
+    user = str(user)
     manifest = loader.read_manifest(export_dir, pin)
     users = loader.read_vocabulary(export_dir, "users", manifest)
     items = loader.read_vocabulary(export_dir, "items", manifest)
