@@ -156,3 +156,16 @@ def load_trusted(path: Path) -> DictConfig:
     if not isinstance(cfg, DictConfig):
         raise ConfigError(f"{path}: holds a {type(cfg).__name__}, not a mapping of config keys")
     return check_config(cfg, path)
+
+
+# Config names that are saved configs rather than recsys's conf/: a sweep's best job, re-run with
+# `scripts/train.py --config-path <sweep> --config-name best_config` (docs/sweeps_multi_gpu.md).
+SAVED_CONFIG_NAMES = ("best_config",)
+
+
+def check_rerun(cfg: DictConfig) -> None:
+    """Check the targets of a training config when it is a saved one being re-run."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if HydraConfig.initialized() and HydraConfig.get().job.config_name in SAVED_CONFIG_NAMES:
+        check_config(cfg, f"{HydraConfig.get().job.config_name}.yaml")

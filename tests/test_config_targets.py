@@ -3,7 +3,10 @@ that names anything but recsys's own classes is refused, by key and file, before
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
+import sys
 
 import pandas as pd
 import pytest
@@ -14,6 +17,7 @@ from recsys.errors import ConfigError
 from recsys.run_dir import RunDir
 from recsys.serving.exporter import export_from_config
 from recsys.sweeps.summary import save_best_config
+from tests.conftest import ROOT
 from tests.serving_support import export_config, trained_run
 
 
@@ -125,3 +129,18 @@ def test_a_class_of_the_users_own_is_allowed_only_when_named_in_the_environment(
         check_target("model.scorer._target_", own, "f.yaml")
     monkeypatch.setenv("RECSYS_TRUSTED_TARGETS", f"other.Thing, {own}")
     assert check_target("model.scorer._target_", own, "f.yaml") == own
+
+
+@pytest.mark.slow
+def test_rerunning_a_best_config_with_a_payload_stops_before_training(mf_run, tmp_path):
+    """`scripts/train.py --config-path <sweep> --config-name best_config`, as docs/sweeps_multi_gpu.md says."""
+    cfg = yaml.safe_load((mf_run / ".hydra" / "resolved.yaml").read_text())
+    cfg["data"] = _open_for_writing(tmp_path / "marker")
+    (tmp_path / "best_config.yaml").write_text(yaml.safe_dump(cfg))
+    cmd = [sys.executable, str(ROOT / "scripts" / "train.py"), "--config-path", str(tmp_path),
+           "--config-name", "best_config", f"hydra.run.dir={tmp_path}/rerun"]  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "best_config.yaml: data._target_='builtins.open'" in proc.stderr
+    assert not (tmp_path / "marker").exists()

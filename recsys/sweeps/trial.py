@@ -29,6 +29,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from pytorch_lightning.strategies.launchers import subprocess_script
 
 from recsys.cli import run_or_explain
+from recsys.config_targets import check_rerun
 from recsys.train import objective, train
 
 log = logging.getLogger(__name__)
@@ -41,6 +42,7 @@ _LAUNCH_ENV = ("MASTER_ADDR", "MASTER_PORT", "NODE_RANK", "LOCAL_RANK", "WORLD_S
 def run_trial(cfg: DictConfig, script: Path) -> float:
     """Train one job of a sweep (or a single run) and return the number sweepers optimise."""
     log.info("pid %d on %s", os.getpid(), socket.gethostname())
+    run_or_explain(check_rerun, cfg)  # a sweep's best_config.yaml may come from elsewhere
     with trial_device(cfg), ddp_children_as_single_runs(cfg, script):
         metrics, _ = run_or_explain(train, cfg)
     return objective(metrics, cfg)
