@@ -29,6 +29,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from pytorch_lightning.strategies.launchers import subprocess_script
 
 from recsys.cli import run_or_explain
+from recsys.sweeps.status import recorded_trial
 from recsys.train import objective, train
 
 log = logging.getLogger(__name__)
@@ -38,11 +39,22 @@ log = logging.getLogger(__name__)
 _LAUNCH_ENV = ("MASTER_ADDR", "MASTER_PORT", "NODE_RANK", "LOCAL_RANK", "WORLD_SIZE")
 
 
-def run_trial(cfg: DictConfig, script: Path) -> float:
-    """Train one job of a sweep (or a single run) and return the number sweepers optimise."""
+def run_trial(cfg: DictConfig, script: Path) -> float | None:
+    """Train one job of a sweep (or a single run) and return the number sweepers optimise.
+
+    A single run that fails ends the process (a user error as one line, exit code 2). In a multirun
+    a failing trial is recorded in its job directory and the sweep goes on; it returns None then
+    (`recsys.sweeps.status`), and the sweep summary ends the sweep with a non-zero exit code.
+    """
     log.info("pid %d on %s", os.getpid(), socket.gethostname())
+    if _in_multirun():
+        return recorded_trial(Path(cfg.paths.output_dir), lambda: _train(cfg, script))
+    return run_or_explain(_train, cfg, script)
+
+
+def _train(cfg: DictConfig, script: Path) -> float:
     with trial_device(cfg), ddp_children_as_single_runs(cfg, script):
-        metrics, _ = run_or_explain(train, cfg)
+        metrics, _ = train(cfg)
     return objective(metrics, cfg)
 
 
