@@ -131,10 +131,13 @@ def test_inspect_data_prints_the_summary_without_training(tmp_path):
     assert "users 30  items 13  interactions 180" in proc.stdout
     assert "train interactions per user:" in proc.stdout
     assert "rows read 180 = removed 0 + kept 180" in proc.stdout
+    assert (proc.stdout + proc.stderr).count("rows read 180") == 1  # printed, not logged as well
     assert not list(tmp_path.glob("outputs")) and not list(tmp_path.glob(".hydra"))
     bad = subprocess.run([*cmd[:-1], f"data.path={tmp_path / 'missing.csv'}"], capture_output=True,
                          text=True, timeout=300, cwd=tmp_path)  # fmt: skip
-    assert bad.returncode == 2 and f"{tmp_path / 'missing.csv'}: file not found" in bad.stderr
+    assert bad.returncode == 2
+    said = [line for line in bad.stderr.splitlines() if "missing.csv" in line]
+    assert said == [f"error: {tmp_path / 'missing.csv'}: file not found"]  # one line, said once
 
 
 def test_saved_report_is_json(tmp_path):
