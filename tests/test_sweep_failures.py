@@ -138,6 +138,8 @@ def test_grid_sweep_with_a_bad_data_path_runs_the_others(tmp_path):
     assert best["data"]["path"] in (str(good), str(other))
     assert f"error: job 1 failed: DataError: {missing}: file not found" in proc.stderr
     assert "Traceback" not in proc.stderr
+    # scripts/train.py chose the thread count and said so (run_cli sets OMP_NUM_THREADS=1).
+    assert "intra-op threads: 1 (auto: OMP_NUM_THREADS=1)" in (sweep / "0" / "train.log").read_text()
 
 
 @pytest.mark.slow

@@ -29,6 +29,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from pytorch_lightning.strategies.launchers import subprocess_script
 
 from recsys.cli import run_or_explain
+from recsys.sweeps.resolvers import parallel_trials
 from recsys.sweeps.status import recorded_trial
 from recsys.train import objective, train
 
@@ -56,6 +57,20 @@ def _train(cfg: DictConfig, script: Path) -> float:
     with trial_device(cfg), ddp_children_as_single_runs(cfg, script):
         metrics, _ = train(cfg)
     return objective(metrics, cfg)
+
+
+def trials_at_once() -> int:
+    """Trials sharing this machine with this one (itself included): the joblib launcher's n_jobs."""
+    if not _in_multirun():
+        return 1
+    launcher = HydraConfig.get().launcher
+    if "joblib" not in str(launcher.get("_target_", "")).lower():
+        return 1  # the basic launcher runs one trial at a time
+    try:
+        n_jobs = int(launcher.n_jobs)
+    except Exception:  # noqa: BLE001 - its resolver is not registered in this process
+        n_jobs = parallel_trials()
+    return n_jobs if n_jobs > 0 else (os.cpu_count() or 1)  # joblib: -1 = one per CPU
 
 
 def _in_multirun() -> bool:
