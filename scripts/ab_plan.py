@@ -1,6 +1,5 @@
 """Users per arm for an online A/B test: `python scripts/ab_plan.py baseline_rate=0.05 mde=0.02`."""
 
-import sys
 from pathlib import Path
 
 import hydra
@@ -11,15 +10,12 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @hydra.main(version_base="1.3", config_path=str(ROOT / "conf"), config_name="ab_plan")
 def main(cfg: DictConfig) -> None:
-    from recsys.marketing.ab_plan import plan
+    from recsys.cli import log as cli_log
+    from recsys.cli import run_or_explain
+    from recsys.marketing.ab_plan import plan_from_config
 
-    keys = ("baseline_rate", "mde", "alpha", "power", "relative", "arms", "daily_users")
-    try:
-        result = plan(**{k: cfg[k] for k in keys})
-    except ValueError as err:
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(2)
-    print(result.describe())
+    cli_log.addFilter(lambda record: False)  # no log file here: the `error:` line says it once
+    print(run_or_explain(plan_from_config, cfg).describe())
 
 
 if __name__ == "__main__":

@@ -14,17 +14,28 @@ from omegaconf import DictConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("PROJECT_ROOT", str(ROOT))
-# Inspecting writes nothing: no run directory, no saved config, Python's default logging.
-for override in ("hydra.run.dir=.", "hydra.output_subdir=null", "hydra/job_logging=none"):
+# Inspecting writes nothing: no run directory, no saved config, Python's default logging (warnings
+# only: Hydra's own console logging would print the report that loading logs, then print() again).
+OVERRIDES = (
+    "hydra.run.dir=.",
+    "hydra.output_subdir=null",
+    "hydra/job_logging=none",
+    "hydra/hydra_logging=none",
+)
+for override in OVERRIDES:
     if not any(a.startswith(override.split("=")[0] + "=") for a in sys.argv[1:]):
         sys.argv.append(override)
 
 
 @hydra.main(version_base="1.3", config_path=str(ROOT / "conf"), config_name="train")
 def main(cfg: DictConfig) -> None:
+    from recsys.cli import log as cli_log
     from recsys.cli import run_or_explain
     from recsys.data.summary import inspect_data
 
+    # run_or_explain logs the error for a run's log file, then prints it as one line; this command
+    # has no log file, so only the line is shown. Loading warnings (child loggers) still show.
+    cli_log.addFilter(lambda record: False)
     result = run_or_explain(inspect_data, cfg)
     print(result["text"])
     print(f"  test fingerprint {result['test_fingerprint']}")

@@ -18,11 +18,15 @@ register_resolvers()
 
 @hydra.main(version_base="1.3", config_path=str(ROOT / "conf"), config_name="train")
 def main(cfg: DictConfig) -> float:
+    from recsys.cli import run_or_explain
     from recsys.perf.allocator import retain_freed_memory
-    from recsys.sweeps.trial import run_trial
+    from recsys.perf.threads import apply_threads, processes_per_machine
+    from recsys.sweeps.trial import run_trial, trials_at_once
 
     if cfg.get("retain_freed_memory", True):  # this process only: the library never sets it
         retain_freed_memory()
+    # Intra-op threads for this process (recsys/perf/threads.py says why auto is what it is).
+    run_or_explain(apply_threads, cfg.get("threads"), processes_per_machine(cfg, trials_at_once()))
 
     return run_trial(cfg, script=Path(__file__).resolve())
 

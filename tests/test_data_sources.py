@@ -14,8 +14,9 @@ import numpy as np
 import pytest
 
 from recsys.data.datamodule import build_datamodule
+from recsys.data.sources import download, movielens, movielens1m
 from recsys.errors import DataError
-from tests.conftest import ROOT, compose_config, require_data
+from tests.conftest import CONF, ROOT, compose_config, require_data
 
 
 def fake_ml1m(folder: Path) -> Path:
@@ -46,6 +47,7 @@ def ml1m_cfg(tmp_path: Path, archive: Path, sha256: str | None):
             f"data.url={archive.as_uri()}",
             f"data.cache_dir={tmp_path / 'cache'}",
             f"data.archive_sha256={sha256 if sha256 else 'null'}",
+            "data.data_dir=null",  # the download path, whatever RECSYS_DATA_DIR holds
         ],
         tmp_path / "run",
     )
@@ -131,10 +133,13 @@ def test_inspect_data_prints_the_summary_without_training(tmp_path):
     assert "users 30  items 13  interactions 180" in proc.stdout
     assert "train interactions per user:" in proc.stdout
     assert "rows read 180 = removed 0 + kept 180" in proc.stdout
+    assert (proc.stdout + proc.stderr).count("rows read 180") == 1  # printed, not logged as well
     assert not list(tmp_path.glob("outputs")) and not list(tmp_path.glob(".hydra"))
     bad = subprocess.run([*cmd[:-1], f"data.path={tmp_path / 'missing.csv'}"], capture_output=True,
                          text=True, timeout=300, cwd=tmp_path)  # fmt: skip
-    assert bad.returncode == 2 and f"{tmp_path / 'missing.csv'}: file not found" in bad.stderr
+    assert bad.returncode == 2
+    said = [line for line in bad.stderr.splitlines() if "missing.csv" in line]
+    assert said == [f"error: {tmp_path / 'missing.csv'}: file not found"]  # one line, said once
 
 
 def test_saved_report_is_json(tmp_path):
@@ -143,3 +148,69 @@ def test_saved_report_is_json(tmp_path):
     cfg = ml1m_cfg(tmp_path, archive, None)
     data = build_datamodule(cfg.data, cfg.seed).load()
     assert json.loads(json.dumps(data.report))["source"] == "ml-1m"
+
+
+PRESETS_ON_DISK = {"ml100k": "data_dir", "ml1m": "data_dir", "beauty": "train"}
+
+
+@pytest.mark.parametrize("preset", sorted(p.stem for p in (CONF / "data").glob("*.yaml")))
+def test_every_preset_reading_files_looks_in_recsys_data_dir(preset, tmp_path, monkeypatch):
+    """A preset of a public data set finds its files under RECSYS_DATA_DIR; new presets too."""
+    monkeypatch.setenv("RECSYS_DATA_DIR", str(tmp_path / "local"))
+    data = compose_config([f"data={preset}"], tmp_path / "run").data
+    if preset in ("synthetic", "interactions"):
+        return  # generated, or the user's own files: nothing to look up
+    assert preset in PRESETS_ON_DISK, f"conf/data/{preset}.yaml: which key reads RECSYS_DATA_DIR?"
+    assert str(data[PRESETS_ON_DISK[preset]]).startswith(str(tmp_path / "local"))
+
+
+def test_ml100k_is_read_from_recsys_data_dir_without_downloading(tmp_path, monkeypatch):
+    local = require_data("ml-100k", "u.data", "u.user", "u.item", "u1.base", "u1.test")
+    monkeypatch.setenv("RECSYS_DATA_DIR", str(local.parent))
+    monkeypatch.setenv("RECSYS_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(movielens, "fetch_zip", no_download)
+    cfg = compose_config(["data=ml100k"], tmp_path / "run")
+    data = build_datamodule(cfg.data, cfg.seed).load()
+    assert data.report["folder"] == str(local)
+    assert data.report["rows_read"] == 100_000
+
+
+def no_download(*args, **kwargs):
+    raise AssertionError(f"downloaded although the data are local: {args}")
+
+
+def test_ml100k_with_an_empty_data_dir_downloads_into_the_cache_or_names_the_dir(
+    tmp_path, monkeypatch
+):
+    """Nothing under RECSYS_DATA_DIR: the download is asked for the GroupLens archive into the
+    cache; without network the one-line error names the folder it looked in."""
+    empty, cache = tmp_path / "empty", tmp_path / "cache"
+    empty.mkdir()
+    monkeypatch.setenv("RECSYS_DATA_DIR", str(empty))
+    monkeypatch.setenv("RECSYS_CACHE_DIR", str(cache))
+    asked = []
+
+    def offline(url, timeout):
+        asked.append(url)
+        raise OSError("no network")
+
+    monkeypatch.setattr(download.urllib.request, "urlopen", offline)
+    cfg = compose_config(["data=ml100k"], tmp_path / "run")
+    with pytest.raises(DataError) as err:
+        build_datamodule(cfg.data, cfg.seed).load()
+    assert asked == [movielens.URL]
+    message = str(err.value)
+    assert f"no local copy in {empty / 'ml-100k'} (RECSYS_DATA_DIR)" in message
+    assert "u1.base" in message and "data.root=" in message
+    assert not list(empty.iterdir()) and not (cache / "ml-100k.zip.part").exists()
+
+
+def test_ml1m_is_read_from_recsys_data_dir_without_downloading(tmp_path, monkeypatch):
+    with zipfile.ZipFile(fake_ml1m(tmp_path)) as zf:
+        zf.extractall(tmp_path / "local")
+    monkeypatch.setenv("RECSYS_DATA_DIR", str(tmp_path / "local"))
+    monkeypatch.setattr(movielens1m, "fetch_archive", no_download)
+    cfg = compose_config(["data=ml1m"], tmp_path / "run")
+    data = build_datamodule(cfg.data, cfg.seed).load()
+    assert data.report["root"] == str(tmp_path / "local" / "ml-1m")
+    assert data.report["rows_read"] == 480

@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
 import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
 
-from recsys.marketing.ab_plan import plan, power_two_proportions, sample_size_per_arm
-from tests.conftest import ROOT
+from recsys.errors import ConfigError
+from recsys.marketing.ab_plan import (
+    plan,
+    plan_from_config,
+    power_two_proportions,
+    sample_size_per_arm,
+)
+from tests.conftest import CONF, ROOT
 
 
 def test_matches_the_worked_examples_of_r_power_prop_test():
@@ -43,3 +52,36 @@ def test_script_prints_the_plan_and_rejects_impossible_rates():
     bad = subprocess.run([*cmd, "baseline_rate=0.05", "mde=0.99"], capture_output=True, text=True)
     assert bad.returncode == 2
     assert "target rate must be a rate strictly between 0 and 1" in bad.stderr
+
+
+def ab_config(*overrides: str):
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        return compose("ab_plan", overrides=list(overrides))
+
+
+@pytest.mark.parametrize(
+    ("overrides", "said"),
+    [
+        ((), "baseline_rate and mde must be given"),
+        (("baseline_rate=0.05",), "mde must be given"),
+        (("baseline_rate=0.05", "mde=0"), "mde=0 must be > 0"),
+        (("baseline_rate=0.05", "mde=-0.01"), "mde=-0.01 must be > 0"),
+        (("baseline_rate=1.5", "mde=0.01"), "baseline_rate=1.5 must lie strictly between 0 and 1"),
+        (("baseline_rate=0.05", "mde=0.01", "alpha=1"), "alpha=1 must lie strictly between"),
+        (("baseline_rate=0.05", "mde=five"), "mde='five' is not a number"),
+        (("baseline_rate=0.05", "mde=0.01", "arms=1"), "arms=1 must be a whole number >= 2"),
+    ],
+)
+def test_config_errors_name_the_key(overrides, said):
+    with pytest.raises(ConfigError, match=re.escape(said)):
+        plan_from_config(ab_config(*overrides))
+
+
+def test_script_without_mde_says_so_in_one_line():
+    cmd = [sys.executable, str(ROOT / "scripts" / "ab_plan.py"), "baseline_rate=0.05"]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert (proc.stdout + proc.stderr).strip().splitlines() == [
+        "error: mde must be given (e.g. python scripts/ab_plan.py baseline_rate=0.05 mde=0.02)"
+    ]

@@ -25,7 +25,9 @@ from tests.conftest import CONF, ROOT, TINY
 ONE_EPOCH = [*TINY, "trainer.max_epochs=1"]
 
 
-def run_cli(args: list[str], cwd: Path, timeout: int = 600) -> subprocess.CompletedProcess:
+def run_cli(
+    args: list[str], cwd: Path, timeout: int = 600, returncode: int = 0
+) -> subprocess.CompletedProcess:
     """scripts/train.py in a fresh process, run from `cwd` so nothing lands in the repository.
 
     The result also carries `pid`, the process that ran Hydra (and its basic launcher).
@@ -38,7 +40,7 @@ def run_cli(args: list[str], cwd: Path, timeout: int = 600) -> subprocess.Comple
         stdout, stderr = popen.communicate(timeout=timeout)
     proc = subprocess.CompletedProcess(cmd, popen.returncode, stdout, stderr)
     proc.pid = popen.pid
-    assert proc.returncode == 0, stdout[-3000:] + stderr[-3000:]
+    assert proc.returncode == returncode, stdout[-3000:] + stderr[-3000:]
     return proc
 
 

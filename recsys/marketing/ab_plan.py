@@ -15,10 +15,19 @@ is worth testing; this says what the online test will cost.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from statistics import NormalDist
+from typing import Any
+
+from omegaconf import OmegaConf
+
+from recsys.errors import ConfigError
 
 Z = NormalDist()
+PLAN_KEYS = ("baseline_rate", "mde", "alpha", "power", "relative", "arms", "daily_users")
+REQUIRED = ("baseline_rate", "mde")
+EXAMPLE = "e.g. python scripts/ab_plan.py baseline_rate=0.05 mde=0.02"
 
 
 @dataclass
@@ -82,9 +91,48 @@ def plan(
     arms: int = 2,
     daily_users: float | None = None,
 ) -> ABPlan:
-    """The plan for an absolute (`mde=0.02`: 5% -> 7%) or relative (`relative=True`) effect."""
+    """The plan for an absolute (`mde=0.02`: 5% -> 7%) or relative (`relative=True`) effect.
+
+    Bad values raise ConfigError naming the key (the arguments are conf/ab_plan.yaml's keys).
+    """
+    check_inputs(baseline_rate, mde, alpha, power, arms, daily_users)
     target = baseline_rate * (1 + mde) if relative else baseline_rate + mde
     per_arm = math.ceil(sample_size_per_arm(baseline_rate, target, alpha, power))
     total = per_arm * arms
     days = math.ceil(total / daily_users) if daily_users else None
     return ABPlan(baseline_rate, target, alpha, power, per_arm, arms, total, days)
+
+
+def _number(key: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or math.isnan(value):
+        raise ConfigError(f"{key}={value!r} is not a number ({EXAMPLE})")
+    return float(value)
+
+
+def _rate(key: str, value: Any) -> None:
+    if not 0.0 < _number(key, value) < 1.0:
+        raise ConfigError(f"{key}={value} must lie strictly between 0 and 1")
+
+
+def check_inputs(baseline_rate, mde, alpha, power, arms, daily_users) -> None:
+    """Every key in its range, named in the message; the target rate is checked by the formula."""
+    _rate("baseline_rate", baseline_rate)
+    if _number("mde", mde) <= 0:
+        raise ConfigError(f"mde={mde} must be > 0: the smallest change worth detecting")
+    _rate("alpha", alpha)
+    _rate("power", power)
+    if isinstance(arms, bool) or not isinstance(arms, int) or arms < 2:
+        raise ConfigError(f"arms={arms!r} must be a whole number >= 2 (control + variants)")
+    if daily_users is not None and _number("daily_users", daily_users) <= 0:
+        raise ConfigError(f"daily_users={daily_users} must be > 0, or null to skip the duration")
+
+
+def plan_from_config(cfg: Mapping[str, Any]) -> ABPlan:
+    """`scripts/ab_plan.py`'s config (conf/ab_plan.yaml) as a plan; a key left out is named."""
+    missing = [k for k in REQUIRED if OmegaConf.is_missing(cfg, k)]
+    if missing:
+        raise ConfigError(f"{' and '.join(missing)} must be given ({EXAMPLE})")
+    try:
+        return plan(**{k: cfg[k] for k in PLAN_KEYS})
+    except ValueError as err:  # the target rate outside (0, 1): the formula's own check
+        raise ConfigError(f"{err} (baseline_rate={cfg['baseline_rate']}, mde={cfg['mde']})") from err

@@ -5,6 +5,10 @@ ends, so a long sweep shows its progress, and once more when the sweep ends; the
 config is printed and saved as `best_config.yaml`. Rows are read back from the job directories
 (`.hydra/overrides.yaml`, `metrics.json`), so this works whichever launcher ran the jobs, in whatever
 process: basic, joblib (parallel), submitit (local or SLURM).
+
+A failed job (`recsys.sweeps.status`) keeps its row, with its error; the best config comes from
+the jobs that finished, and a sweep with failed jobs ends with exit code 1 once the summary is
+written, so scripts and CI see that not everything ran.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import json
 import logging
 import math
 import os
-import shutil
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +25,11 @@ import pandas as pd
 import yaml
 from hydra.experimental.callback import Callback
 from hydra.types import RunMode
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from recsys.config_targets import load_trusted
+from recsys.run_dir import write_atomic
+from recsys.sweeps.status import DONE, FAILED, read_status
 
 log = logging.getLogger(__name__)
 
@@ -41,9 +47,13 @@ class SweepSummary(Callback):
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
         frame = write_summary(sweep_dir, self.metric, self.mode)
-        best = save_best_config(sweep_dir, frame, self.metric)
+        best = save_best_config(sweep_dir, frame, self.metric, rerun_settings(config))
         if best is not None:
             print(best, flush=True)
+        failures = failure_lines(frame, sweep_dir)
+        if failures:
+            print("\n".join(failures), file=sys.stderr, flush=True)
+            sys.exit(1)  # SystemExit passes Hydra's callback guard: the sweep's exit code says it
 
 
 def _job_sort_key(path: Path) -> tuple[int, str]:
@@ -71,7 +81,9 @@ def collect_runs(sweep_dir: Path, metric: str) -> pd.DataFrame:
         row.update({k: v for k, v in metrics.items() if k.startswith(("test/", "best/", "time/"))})
         row["epochs"] = metrics.get("epochs", math.nan)
         row["wall_time_s"] = metrics.get("wall_time_s", math.nan)
-        row["status"] = "done" if metrics else "running or failed"
+        status = read_status(job_dir) or {}
+        row["status"] = status.get("status") or ("done" if metrics else "running or failed")
+        row["error"] = status.get("error", "")
         row["overrides"] = " ".join(overrides)
         row["run_dir"] = str(job_dir)
         rows.append(row)
@@ -126,14 +138,20 @@ def write_summary(sweep_dir: Path, metric: str, mode: str = "max") -> pd.DataFra
     scores = sorted(c for c in frame if c.startswith(("test/", "best/")) and c != metric)
     timing = sorted(c for c in frame if c.startswith("time/"))
     frame = frame[
-        [*front, *scores, "epochs", *timing, "wall_time_s", "status", "overrides", "run_dir"]
+        [*front, *scores, "epochs", *timing, "wall_time_s", "status", "error", "overrides", "run_dir"]
     ]
     _write_atomic(sweep_dir / "summary.csv", frame.to_csv(index=False))
 
     shown = [c for c in scores if c.startswith(("test/ndcg@", "test/recall@"))]
     table = frame[[*front, *shown, "epochs", *timing, "wall_time_s", "status"]]
-    done = int((frame["status"] == "done").sum())
-    header = f"# Sweep summary: {done} of {len(frame)} runs done, sorted by {metric} ({mode})\n\n"
+    done, failed = (int((frame["status"] == s).sum()) for s in (DONE, FAILED))
+    failed_note = f", {failed} failed" if failed else ""
+    header = (
+        f"# Sweep summary: {done} of {len(frame)} runs done{failed_note}, "
+        f"sorted by {metric} ({mode})\n\n"
+    )
+    if failed:
+        table = table.assign(error=frame["error"])
     if not keys:
         table = table.assign(overrides=frame["overrides"])
     formats = {"epochs": ".0f", "wall_time_s": ".1f", "time/train_epoch_s": ".3f"}
@@ -142,18 +160,53 @@ def write_summary(sweep_dir: Path, metric: str, mode: str = "max") -> pd.DataFra
     return frame
 
 
-def save_best_config(sweep_dir: Path, frame: pd.DataFrame, metric: str) -> str | None:
-    """Copy the best job's composed config to best_config.yaml; returns a printable report."""
-    if frame.empty or frame[metric].isna().all():
+def rerun_settings(config: DictConfig) -> dict[str, Any]:
+    """The sweep's own Hydra run settings, so that re-running best_config.yaml lands where a plain
+    run of scripts/train.py would (`outputs/<task>/<date>_<time>`), not in Hydra's default folder:
+    a config file given by --config-path carries no `hydra:` group of conf/ with it."""
+    hydra_cfg = OmegaConf.to_container(config.hydra, resolve=False)
+    return {"run": {"dir": hydra_cfg["run"]["dir"]}, "job": {"chdir": hydra_cfg["job"]["chdir"]}}
+
+
+def save_best_config(
+    sweep_dir: Path, frame: pd.DataFrame, metric: str, hydra: dict[str, Any] | None = None
+) -> str | None:
+    """Save the best finished job's composed config as best_config.yaml; returns a printable report.
+
+    `hydra` (the sweep's run settings) is appended as the file's `hydra:` node.
+    """
+    finished = frame[(frame["status"] == DONE) & frame[metric].notna()] if not frame.empty else frame
+    if finished.empty:
         log.warning("sweep %s: no finished run has %s", sweep_dir, metric)
         return None
-    best = frame.iloc[0]
+    best = finished.iloc[0]
     source = Path(best["run_dir"]) / ".hydra" / "config.yaml"
     target = sweep_dir / "best_config.yaml"
     load_trusted(source)  # a job folder may come from elsewhere: no payload gets republished
-    shutil.copyfile(source, target)
+    text = source.read_text()
+    if hydra:
+        text += (
+            "# Hydra settings of the sweep: a re-run lands where a run of scripts/train.py does\n"
+            + OmegaConf.to_yaml({"hydra": hydra})
+        )
+    write_atomic(target, text.encode())
     return (
         f"Best run: job {best['job']} with {metric}={best[metric]:.4f} ({best['run_dir']})\n"
         f"Overrides: {best['overrides']}\n"
-        f"Config (saved to {target}):\n{source.read_text()}"
+        f"Config (saved to {target}):\n{text}"
     )
+
+
+def failure_lines(frame: pd.DataFrame, sweep_dir: Path) -> list[str]:
+    """One `error:` line per failed job and a last one counting them; empty when none failed."""
+    if frame.empty:
+        return []
+    failed = frame[frame["status"] == FAILED]
+    if failed.empty:
+        return []
+    lines = [f"error: job {row.job} failed: {row.error}" for row in failed.itertuples()]
+    lines.append(
+        f"error: {len(failed)} of {len(frame)} trials failed; the others ran: "
+        f"{sweep_dir / 'summary.md'}"
+    )
+    return lines

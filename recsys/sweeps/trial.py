@@ -30,6 +30,8 @@ from pytorch_lightning.strategies.launchers import subprocess_script
 
 from recsys.cli import run_or_explain
 from recsys.config_targets import check_rerun
+from recsys.sweeps.resolvers import parallel_trials
+from recsys.sweeps.status import recorded_trial
 from recsys.train import objective, train
 
 log = logging.getLogger(__name__)
@@ -39,13 +41,38 @@ log = logging.getLogger(__name__)
 _LAUNCH_ENV = ("MASTER_ADDR", "MASTER_PORT", "NODE_RANK", "LOCAL_RANK", "WORLD_SIZE")
 
 
-def run_trial(cfg: DictConfig, script: Path) -> float:
-    """Train one job of a sweep (or a single run) and return the number sweepers optimise."""
+def run_trial(cfg: DictConfig, script: Path) -> float | None:
+    """Train one job of a sweep (or a single run) and return the number sweepers optimise.
+
+    A single run that fails ends the process (a user error as one line, exit code 2). In a multirun
+    a failing trial is recorded in its job directory and the sweep goes on; it returns None then
+    (`recsys.sweeps.status`), and the sweep summary ends the sweep with a non-zero exit code.
+    """
     log.info("pid %d on %s", os.getpid(), socket.gethostname())
     run_or_explain(check_rerun, cfg)  # a sweep's best_config.yaml may come from elsewhere
+    if _in_multirun():
+        return recorded_trial(Path(cfg.paths.output_dir), lambda: _train(cfg, script))
+    return run_or_explain(_train, cfg, script)
+
+
+def _train(cfg: DictConfig, script: Path) -> float:
     with trial_device(cfg), ddp_children_as_single_runs(cfg, script):
-        metrics, _ = run_or_explain(train, cfg)
+        metrics, _ = train(cfg)
     return objective(metrics, cfg)
+
+
+def trials_at_once() -> int:
+    """Trials sharing this machine with this one (itself included): the joblib launcher's n_jobs."""
+    if not _in_multirun():
+        return 1
+    launcher = HydraConfig.get().launcher
+    if "joblib" not in str(launcher.get("_target_", "")).lower():
+        return 1  # the basic launcher runs one trial at a time
+    try:
+        n_jobs = int(launcher.n_jobs)
+    except Exception:  # noqa: BLE001 - its resolver is not registered in this process
+        n_jobs = parallel_trials()
+    return n_jobs if n_jobs > 0 else (os.cpu_count() or 1)  # joblib: -1 = one per CPU
 
 
 def _in_multirun() -> bool:

@@ -35,30 +35,60 @@ def verify(folder: Path, checksums: dict[str, str]) -> None:
             )
 
 
-def fetch_zip(url: str, cache_dir: Path, folder_name: str, checksums: dict[str, str]) -> Path:
-    """The extracted folder `cache_dir/folder_name`, downloading and unpacking `url` on first use."""
+def local_copy(data_dir: str | Path | None, folder_name: str, required) -> Path | None:
+    """`data_dir/folder_name` when it holds every required file, else None.
+
+    `data_dir` is RECSYS_DATA_DIR (`paths.data_dir`), the documented home of local data sets: a
+    preset looks there before its download cache, so a machine without network access (CI, a
+    cluster node) runs from the copy people put there.
+    """
+    if not data_dir:
+        return None
+    folder = Path(data_dir).expanduser() / folder_name
+    return folder if all((folder / n).is_file() for n in required) else None
+
+
+def fetch_zip(
+    url: str,
+    cache_dir: Path,
+    folder_name: str,
+    checksums: dict[str, str],
+    looked_in: Path | None = None,
+) -> Path:
+    """The extracted folder `cache_dir/folder_name`, downloading and unpacking `url` on first use.
+
+    `looked_in`: the local folder searched first (named in the error when the download fails).
+    """
     target = Path(cache_dir).expanduser() / folder_name
     if all((target / n).is_file() for n in checksums):
         verify(target, checksums)
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     archive = target.parent / (folder_name + ".zip.part")
-    _download(url, archive)
+    _download(url, archive, looked_in, list(checksums))
     _extract_checked(archive, target.parent)
     archive.unlink()
     verify(target, checksums)
     return target
 
 
-def _download(url: str, archive: Path) -> None:
+def _download(
+    url: str, archive: Path, looked_in: Path | None = None, files: list[str] | None = None
+) -> None:
     log.info("downloading %s into %s", url, archive.parent)
     try:
         with urllib.request.urlopen(url, timeout=60) as response, open(archive, "wb") as f:
             shutil.copyfileobj(response, f)
     except OSError as err:
         archive.unlink(missing_ok=True)
+        local = ""
+        if looked_in is not None:
+            local = (
+                f"; no local copy in {looked_in} (RECSYS_DATA_DIR): put {', '.join(files or [])} "
+                "there, or"
+            )
         raise DataError(
-            f"could not download {url} ({err}); pass data.root=<local copy> instead"
+            f"could not download {url} ({err}){local} pass data.root=<local copy> instead"
         ) from err
 
 
@@ -88,6 +118,7 @@ def fetch_archive(
     folder_name: str,
     archive_sha256: str | None,
     required: list[str],
+    looked_in: Path | None = None,
 ) -> tuple[Path, dict[str, str]]:
     """`cache_dir/folder_name`, downloaded and unpacked on first use, and facts for the data report.
 
@@ -104,7 +135,7 @@ def fetch_archive(
         return target, {"url": url, "archive_sha256": recorded, "downloaded": "earlier (cache)"}
     target.parent.mkdir(parents=True, exist_ok=True)
     archive = target.parent / f"{folder_name}.zip.part"
-    _download(url, archive)
+    _download(url, archive, looked_in, required)
     actual = sha256_of(archive)
     if archive_sha256 is not None and actual != archive_sha256:
         archive.unlink()

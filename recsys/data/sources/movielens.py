@@ -1,13 +1,14 @@
 """MovieLens-100K (Harper & Konstan, 2015) with its canonical u1..u5 splits and side features.
 
 Every rating is a positive interaction for retrieval; `label_threshold` turns ratings into
-conversions (rating >= 4) for the propensity head. Files come from `root`, or are downloaded from
-GroupLens into the cache on first use and checked against the sha256 of the published files.
+conversions (rating >= 4) for the propensity head. Files come from `root`, else from
+`data_dir/ml-100k` (RECSYS_DATA_DIR), else are downloaded from GroupLens into the cache on first use and checked against the sha256 of the published files.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import os
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +22,7 @@ from recsys.data.ingest.readers import read_delimited, to_int
 from recsys.data.ingest.report import DataReport
 from recsys.data.ingest.splits import carve_validation
 from recsys.data.interactions import FeatureTable, InteractionData, Interactions
-from recsys.data.sources.download import fetch_zip
+from recsys.data.sources.download import fetch_zip, local_copy
 from recsys.errors import DataError
 
 URL = "https://files.grouplens.org/datasets/movielens/ml-100k.zip"
@@ -42,8 +43,9 @@ AGE_BUCKETS = [18, 25, 35, 45, 50, 56]  # the MovieLens-1M age groups
 
 @dataclass
 class MovieLens100K:
-    root: str | None = None  # local folder; None = download into cache_dir
+    root: str | None = None  # local folder; None = data_dir/ml-100k, else download into cache_dir
     cache_dir: str = "~/.cache/recsys"
+    data_dir: str | None = field(default_factory=lambda: os.environ.get("RECSYS_DATA_DIR"))
     split: str = "u1"
     valid_fraction: float = 0.05
     label_threshold: float = 4.0  # rating >= this counts as a conversion
@@ -55,7 +57,11 @@ class MovieLens100K:
             if not folder.is_dir():
                 raise DataError(f"{folder}: data.root is not a directory")
             return folder
-        return fetch_zip(URL, Path(self.cache_dir), "ml-100k", CHECKSUMS)
+        local = local_copy(self.data_dir, "ml-100k", CHECKSUMS)
+        if local is not None:
+            return local
+        looked_in = Path(self.data_dir).expanduser() / "ml-100k" if self.data_dir else None
+        return fetch_zip(URL, Path(self.cache_dir), "ml-100k", CHECKSUMS, looked_in)
 
     def _ratings(
         self, path: Path, user_index: pd.Index, item_index: pd.Index, report: DataReport

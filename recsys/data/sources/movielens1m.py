@@ -1,6 +1,7 @@
 """MovieLens-1M (Harper & Konstan, 2015): 1,000,209 ratings of 3,706 movies by 6,040 users.
 
-Downloaded from GroupLens on first use. GroupLens publishes only an MD5 of the archive
+Read from `data_dir/ml-1m` (RECSYS_DATA_DIR) when the files are there, else downloaded from
+GroupLens on first use. GroupLens publishes only an MD5 of the archive
 (c4d9eecfca2ab87c1945afe126590906, as many projects pin it); the sha256 checked here is the one pinned for
 the same archive by tensorflow/examples (lite/examples/recommendation/ml/data/
 example_generation_movielens.py) and the keras-rs examples. Every member's CRC is tested before
@@ -12,6 +13,7 @@ by default), so every split method of `data=interactions` works here too.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +26,7 @@ from recsys.data.ingest.features import FeatureSpec, build_features
 from recsys.data.ingest.readers import read_delimited
 from recsys.data.ingest.report import DataReport, format_report
 from recsys.data.interactions import InteractionData
-from recsys.data.sources.download import fetch_archive, sha256_of
+from recsys.data.sources.download import fetch_archive, local_copy, sha256_of
 from recsys.data.sources.interaction_log import InteractionLogSource, index_splits
 from recsys.errors import DataError
 
@@ -40,8 +42,9 @@ RATING_COLUMNS = {"user": 0, "item": 2, "rating": 4, "timestamp": 6}
 
 @dataclass
 class MovieLens1M:
-    root: str | None = None  # folder with ratings.dat, users.dat, movies.dat; None = download
+    root: str | None = None  # folder with ratings.dat, users.dat, movies.dat; None = data_dir/ml-1m or download
     cache_dir: str = "~/.cache/recsys"
+    data_dir: str | None = field(default_factory=lambda: os.environ.get("RECSYS_DATA_DIR"))
     url: str = URL
     archive_sha256: str | None = ARCHIVE_SHA256  # None = record the archive's sha256 only
     cleaning: Mapping[str, Any] = field(default_factory=dict)
@@ -57,7 +60,13 @@ class MovieLens1M:
             if not folder.is_dir():
                 raise DataError(f"{folder}: data.root is not a directory")
             return folder, {"root": str(folder)}
-        return fetch_archive(self.url, Path(self.cache_dir), "ml-1m", self.archive_sha256, FILES)
+        local = local_copy(self.data_dir, "ml-1m", FILES)
+        if local is not None:
+            return local, {"root": str(local)}
+        looked_in = Path(self.data_dir).expanduser() / "ml-1m" if self.data_dir else None
+        return fetch_archive(
+            self.url, Path(self.cache_dir), "ml-1m", self.archive_sha256, FILES, looked_in
+        )
 
     def __call__(self) -> InteractionData:
         folder, facts = self.folder()
