@@ -11,7 +11,11 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @hydra.main(version_base="1.3", config_path=str(ROOT / "conf"), config_name="ab_plan")
 def main(cfg: DictConfig) -> None:
+    from recsys.cli import run_or_explain
+    from recsys.config import check_config
     from recsys.marketing.ab_plan import plan
+
+    run_or_explain(check_config, cfg, "ab_plan")  # unknown keys, types, ranges: one line
 
     keys = ("baseline_rate", "mde", "alpha", "power", "relative", "arms", "daily_users")
     try:
@@ -23,4 +27,7 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from recsys.config.hydra_errors import one_line_hydra_errors
+
+    with one_line_hydra_errors("ab_plan"):
+        main()

@@ -3,6 +3,10 @@ wrong types, unknown keys (with the key it was probably meant to be), and Hydra'
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import pytest
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
@@ -156,3 +160,19 @@ def test_entry_configs_are_checked_too(tmp_path, entry, overrides, key):
     with pytest.raises(ConfigError) as err:
         check_config(cfg, entry)
     assert key in str(err.value)
+
+
+def test_train_script_prints_one_line_for_a_wrong_group_option(tmp_path):
+    """Hydra's own error (`model=mff`) leaves scripts/train.py as one line and exit code 2."""
+    script = CONF.parent / "scripts" / "train.py"
+    done = subprocess.run(
+        [sys.executable, str(script), "model=mff", f"hydra.run.dir={tmp_path / 'run'}"],
+        capture_output=True, text=True, timeout=120, cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(CONF.parent)},
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.strip().splitlines() == [
+        "error: model=mff: no such option in conf/model (did you mean mf?); "
+        "available: mf, mf_propensity, two_tower, two_tower_propensity"
+    ]
+    assert not (tmp_path / "run").exists()

@@ -7,7 +7,9 @@ missing key with a hint but no suggestion; composing through `composing()` turns
 from __future__ import annotations
 
 import difflib
+import os
 import re
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -71,3 +73,21 @@ def composing(entry: str = "train") -> Iterator[None]:
         yield
     except HydraException as err:
         raise explain(err, entry) from err
+
+
+@contextmanager
+def one_line_hydra_errors(entry: str = "train") -> Iterator[None]:
+    """Around an entry script's `main()`: a composition error prints `error: ...` and exits 2.
+
+    Hydra prints its own errors over many lines and exits 1 unless HYDRA_FULL_ERROR is set, in
+    which case it re-raises them; set here (unless the user chose), they reach this handler, and
+    any other exception keeps its full traceback.
+    """
+    from recsys.cli import one_line
+
+    os.environ.setdefault("HYDRA_FULL_ERROR", "1")
+    try:
+        yield
+    except (ConfigCompositionException, OverrideParseException) as err:
+        print(one_line(explain(err, entry)), file=sys.stderr)
+        sys.exit(2)
