@@ -92,7 +92,11 @@ def test_wrong_type_names_the_key(tmp_path, overrides, key):
         ("+data.loader.batch_sise=8", "unknown key data.loader.batch_sise"),
         ("+callbacks.early_stoping.patience=3", "did you mean callbacks.early_stopping?"),
         ("+seeed=1", "unknown key seeed (did you mean seed?)"),
-        ("+model.module.optimizer.foo=1", None),  # Adam takes **kwargs: torch names it
+        (
+            "+model.module.optimizer.lrr=1",
+            "(did you mean model.module.optimizer.lr?)",
+        ),  # via **kwargs
+        ("+model.module.optimizer.amsgrad=true", None),  # torch.optim.Adam takes it
     ],
 )
 def test_unknown_key_is_named_with_a_suggestion(tmp_path, override, message):

@@ -100,6 +100,8 @@ class Checker:
             return False
         if ann is not _UNSET and not type_ok(value, ann):
             expected = rule.text() if rule is not None else f"of type {type_name(ann)}"
+            if isinstance(value, dict):
+                expected = f"a mapping with a _target_ that builds {type_name(ann)}"
             self.report(path, f"{path}={value!r}: must be {expected}")
             return False
         if rule is not None and not rule.ok(value):
@@ -161,11 +163,11 @@ class Checker:
                     path, key, names - SPECIAL, f": {short} takes {', '.join(sorted(names))}"
                 )
                 continue
-            if isinstance(sub, dict) and not path_rule(self.path_rules, sub_path):
-                self.walk(sub, sub_path, shape.child(key) if shape else None)
-                continue
             rule = rules.get(key) or path_rule(self.path_rules, sub_path)
-            if self.value(sub_path, sub, rule, types.get(key, _UNSET)) and isinstance(sub, list):
+            if isinstance(sub, dict):
+                if self.value(sub_path, sub, None, types.get(key, _UNSET)):
+                    self.walk(sub, sub_path, shape.child(key) if shape else None)
+            elif self.value(sub_path, sub, rule, types.get(key, _UNSET)) and isinstance(sub, list):
                 self.walk(sub, sub_path, None)
 
 

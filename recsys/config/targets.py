@@ -19,6 +19,12 @@ from typing import Any
 from hydra.utils import get_object
 
 SPECIAL = frozenset({"_target_", "_partial_", "_convert_", "_recursive_", "_args_"})
+# Targets whose **kwargs all go to one other callable: its signature says what they may be.
+FORWARDS = {
+    "recsys.optim.adam.adam": "torch.optim.Adam",
+    "recsys.optim.adam.adamw": "torch.optim.AdamW",
+    "recsys.optim.sparse_adam.sparse_dense_adam": "recsys.optim.sparse_adam.SparseDenseAdam",
+}
 
 
 @cache
@@ -30,9 +36,11 @@ def signature_of(target: str) -> inspect.Signature:
 def accepted(target: str) -> set[str] | None:
     """Keyword names the target takes; None when it takes **kwargs (anything)."""
     params = signature_of(target).parameters.values()
-    if any(p.kind is p.VAR_KEYWORD for p in params):
-        return None
-    return {p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    names = {p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    if not any(p.kind is p.VAR_KEYWORD for p in params):
+        return names
+    forwarded = accepted(FORWARDS[target]) if target in FORWARDS else None
+    return None if forwarded is None else names | forwarded
 
 
 @cache
@@ -41,7 +49,7 @@ def annotations(target: str) -> dict[str, Any]:
     obj = get_object(target)
     fn = obj.__init__ if inspect.isclass(obj) else obj
     namespace = dict(getattr(inspect.getmodule(fn), "__dict__", {}))
-    found = {}
+    found = annotations(FORWARDS[target]) if target in FORWARDS else {}
     for name, param in signature_of(target).parameters.items():
         ann = param.annotation
         if isinstance(ann, str):  # `from __future__ import annotations`
@@ -96,7 +104,9 @@ def type_ok(value: Any, ann: Any) -> bool:
         return isinstance(value, dict)
     if container is Callable or origin is Callable:
         return isinstance(value, dict | str)  # a `_target_` mapping (often `_partial_`) or a path
-    return True  # a class, a tensor, a protocol: built by the code or a nested target
+    # A class, a tensor, a protocol: built by the code, or by a nested mapping that needs a _target_
+    # (`+model.scorer.base.dimm=8` replaces the interpolation of the base scorer with {dimm: 8}).
+    return not isinstance(value, dict) or "_target_" in value
 
 
 def type_name(ann: Any) -> str:
