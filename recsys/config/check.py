@@ -64,7 +64,8 @@ class Resolved:
                 self.problems.append(f"{sub}: required, no value given (set {sub}=...)")
                 value = _UNSET
             except InterpolationKeyError as err:
-                self.problems.append(f"{sub}: {raw} reads a key that does not exist ({err.msg})")
+                why = str(err).splitlines()[0]
+                self.problems.append(f"{sub}: {raw} reads a key that does not exist ({why})")
                 value = _UNSET
             except Exception:  # noqa: BLE001 - e.g. ${hydra:...} outside a Hydra run: not ours to judge
                 value = _UNSET
@@ -159,9 +160,8 @@ class Checker:
                 continue
             if names is not None and key not in names:
                 short = target.rsplit(".", 1)[-1]
-                self.unknown(
-                    path, key, names - SPECIAL, f": {short} takes {', '.join(sorted(names))}"
-                )
+                takes = ", ".join(sorted(names)) if len(names) <= 12 else f"no argument {key!r}"
+                self.unknown(path, key, names - SPECIAL, f": {short} takes {takes}")
                 continue
             rule = rules.get(key) or path_rule(self.path_rules, sub_path)
             if isinstance(sub, dict):

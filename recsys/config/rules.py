@@ -38,14 +38,16 @@ class Range:
         )
 
     def text(self) -> str:
-        kind = "an integer" if self.integer else "a finite number"
+        kind, num = ("an integer", "{:d}") if self.integer else ("a finite number", "{:g}")
+        low, high = (None if b is None else num.format(int(b) if self.integer else b)
+                     for b in (self.low, self.high))  # fmt: skip
         if self.low is not None and self.high is not None:
             left, right = "(" if self.low_open else "[", ")" if self.high_open else "]"
-            bounds = f" in {left}{self.low:g}, {self.high:g}{right}"
+            bounds = f" in {left}{low}, {high}{right}"
         elif self.low is not None:
-            bounds = f" {'>' if self.low_open else '>='} {self.low:g}"
+            bounds = f" {'>' if self.low_open else '>='} {low}"
         elif self.high is not None:
-            bounds = f" {'<' if self.high_open else '<='} {self.high:g}"
+            bounds = f" {'<' if self.high_open else '<='} {high}"
         else:
             bounds = ""
         extra = "".join(f" or {a!r}" if a is not None else " or null" for a in self.also)
@@ -128,7 +130,9 @@ BY_TARGET: dict[str, dict[str, Any]] = {
         "temperature": POSITIVE, "num_categories": POSITIVE_INT, "valid_fraction": FRACTION,
         "test_fraction": FRACTION,
     },
-    "recsys.data.sources.movielens.MovieLens100K": {"valid_fraction": FRACTION},
+    "recsys.data.sources.movielens.MovieLens100K": {
+        "valid_fraction": FRACTION, "split": OneOf(("u1", "u2", "u3", "u4", "u5", "ua", "ub")),
+    },
     "recsys.data.sources.cold_start.ColdStartSource": {"cold_fraction": FRACTION},
     "pytorch_lightning.Trainer": {
         "max_epochs": Range(1, integer=True, also=(-1, None)),

@@ -81,6 +81,8 @@ def _mounted_options(group_dir: Path, content: dict) -> list[tuple[str, dict]]:
 def config_shape(entry: str = "train", conf: Path = CONF) -> Shape:
     """The tree of every key `entry` (train, export, segment, ...) can compose to, hydra.* left out."""
     root = Shape()
+    if not (conf / f"{entry}.yaml").is_file():  # an install without conf/: no key is known unknown
+        return root
     top, _ = _load(conf / f"{entry}.yaml")
     root.merge({k: v for k, v in top.items() if k != "hydra"})
     groups = [
