@@ -1,7 +1,10 @@
 """Every config under conf/ composes, and no key is silently ignored (Hydra's compose API, no training).
 
 Fails, naming the config file and the key, on:
-- a key that its mapping's `_target_` does not take, or a `_target_` that does not import;
+- anything the check `train()` runs first finds (recsys/config: a key its mapping's `_target_` or
+  conf/'s tree does not have, a `_target_` that does not import, a wrong type, a value out of range),
+  for every group option, experiment, hparams search (and each value its search space can give a
+  trial) and tool config;
 - an experiment / hparams search key that the composition it builds on does not have: a typo such as
   `model.modul.embedding_l2` would otherwise do nothing;
 - a literal where the config built on has an interpolation (`${...}`): the value stops following its
