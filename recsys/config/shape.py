@@ -35,8 +35,8 @@ class Shape:
     @property
     def is_collection(self) -> bool:
         """Every entry a `_target_` mapping (callbacks, logger, model.losses): any name may be added."""
-        return bool(self.keys) and all(s.targeted and not s.kinds - {"NoneType"}
-                                       for s in self.keys.values())  # fmt: skip
+        entries = self.keys.values()
+        return bool(entries) and all(s.targeted and s.kinds <= {"NoneType"} for s in entries)
 
     def child(self, key: str) -> Shape | None:
         return self.keys.get(key)
