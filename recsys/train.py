@@ -18,6 +18,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from recsys.callbacks import EpochTimer
+from recsys.config import check_train_config
 from recsys.data.datamodule import build_datamodule
 from recsys.data.interactions import InteractionData
 from recsys.models.contracts import ScorerInputs, has_propensity_head
@@ -148,6 +149,7 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
     Under DDP every process runs this; only global rank 0 writes the run directory, and the
     evaluation metrics it writes are gathered over all ranks' users.
     """
+    check_train_config(cfg)  # before the run directory is touched: a bad key costs nothing
     started = time.time()
     run = RunDir(cfg.paths.output_dir)
     pl.seed_everything(cfg.seed, workers=True)

@@ -12,11 +12,16 @@ ROOT = Path(__file__).resolve().parents[1]
 def main(cfg: DictConfig) -> None:
     from recsys.cli import log as cli_log
     from recsys.cli import run_or_explain
+    from recsys.config import check_config
     from recsys.marketing.ab_plan import plan_from_config
 
     cli_log.addFilter(lambda record: False)  # no log file here: the `error:` line says it once
+    run_or_explain(check_config, cfg, "ab_plan")  # unknown keys, types, ranges: one line
     print(run_or_explain(plan_from_config, cfg).describe())
 
 
 if __name__ == "__main__":
-    main()
+    from recsys.config.hydra_errors import one_line_hydra_errors
+
+    with one_line_hydra_errors("ab_plan"):
+        main()

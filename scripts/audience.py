@@ -13,10 +13,16 @@ os.environ.setdefault("PROJECT_ROOT", str(ROOT))
 @hydra.main(version_base="1.3", config_path=str(ROOT / "conf"), config_name="audience")
 def main(cfg: DictConfig) -> None:
     from recsys.cli import run_or_explain
+    from recsys.config import check_config
     from recsys.marketing.audience import make_audience
+
+    run_or_explain(check_config, cfg, "audience")  # unknown keys, types, ranges: one line
 
     run_or_explain(make_audience, cfg)
 
 
 if __name__ == "__main__":
-    main()
+    from recsys.config.hydra_errors import one_line_hydra_errors
+
+    with one_line_hydra_errors("audience"):
+        main()

@@ -13,8 +13,10 @@ os.environ.setdefault("PROJECT_ROOT", str(ROOT))
 @hydra.main(version_base="1.3", config_path=str(ROOT / "conf"), config_name="export")
 def main(cfg: DictConfig) -> None:
     from recsys.cli import run_or_explain
+    from recsys.config import check_config
     from recsys.serving.exporter import export_from_config
 
+    run_or_explain(check_config, cfg, "export")  # unknown keys, types, ranges: one line
     out_dir, manifest = run_or_explain(export_from_config, cfg)
     for name, entry in sorted(manifest["artifacts"].items()):
         for fmt, check in sorted(entry["verification"].items()):
@@ -32,4 +34,7 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from recsys.config.hydra_errors import one_line_hydra_errors
+
+    with one_line_hydra_errors("export"):
+        main()

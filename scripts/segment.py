@@ -13,7 +13,10 @@ os.environ.setdefault("PROJECT_ROOT", str(ROOT))
 @hydra.main(version_base="1.3", config_path=str(ROOT / "conf"), config_name="segment")
 def main(cfg: DictConfig) -> None:
     from recsys.cli import run_or_explain
+    from recsys.config import check_config
     from recsys.marketing.segments import segment_run
+
+    run_or_explain(check_config, cfg, "segment")  # unknown keys, types, ranges: one line
 
     keys = ("k", "features", "feature_weight", "normalize", "k_min", "k_max", "n_init",
             "silhouette_sample", "silhouette_tolerance", "checkpoint", "top", "seed")  # fmt: skip
@@ -27,4 +30,7 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from recsys.config.hydra_errors import one_line_hydra_errors
+
+    with one_line_hydra_errors("segment"):
+        main()

@@ -32,4 +32,7 @@ def main(cfg: DictConfig) -> float:
 
 
 if __name__ == "__main__":
-    main()
+    from recsys.config.hydra_errors import one_line_hydra_errors
+
+    with one_line_hydra_errors("train"):
+        main()

@@ -1,7 +1,10 @@
 """Every config under conf/ composes, and no key is silently ignored (Hydra's compose API, no training).
 
 Fails, naming the config file and the key, on:
-- a key that its mapping's `_target_` does not take, or a `_target_` that does not import;
+- anything the check `train()` runs first finds (recsys/config: a key its mapping's `_target_` or
+  conf/'s tree does not have, a `_target_` that does not import, a wrong type, a value out of range),
+  for every group option, experiment, hparams search (and each value its search space can give a
+  trial) and tool config;
 - an experiment / hparams search key that the composition it builds on does not have: a typo such as
   `model.modul.embedding_l2` would otherwise do nothing;
 - a literal where the config built on has an interpolation (`${...}`): the value stops following its
@@ -11,7 +14,6 @@ Fails, naming the config file and the key, on:
 from __future__ import annotations
 
 import importlib.util
-import inspect
 import re
 from pathlib import Path
 
@@ -19,23 +21,22 @@ import pytest
 import yaml
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
-from hydra.utils import get_object
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import ChoiceSweep, IntervalSweep
 from omegaconf import OmegaConf
+
+from recsys.config import config_problems, tree_problems
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 GROUPS = ("data", "model", "scheduler", "optimizer", "trainer", "logger", "callbacks")
 ENTRIES = ("export", "segment", "audience", "ab_plan")
-SPECIAL = {"_target_", "_partial_", "_convert_", "_recursive_"}
-# Keys the code takes off a mapping before instantiating its target, and what receives them instead:
-# build_datamodule passes data.loader to InteractionDataModule with the source and the seed.
-CONSUMED = {
-    "data": {"loader": ("recsys.data.datamodule.InteractionDataModule", {"source", "seed"})}
-}
 PLUGINS = {  # config text -> the optional Hydra plugin it needs
     "hydra/sweeper: optuna": "hydra_plugins.hydra_optuna_sweeper",
     "joblib": "hydra_plugins.hydra_joblib_launcher",
     "submitit_slurm": "hydra_plugins.hydra_submitit_launcher",
 }
+# What a user gives for each mandatory (`???`) key of the entry configs.
+STAND_INS = {"run_dir": "outputs/train/run", "item": 50, "baseline_rate": 0.05, "mde": 0.02}
 REF = re.compile(r"\$\{([\w.]+)\}")
 
 
@@ -73,14 +74,6 @@ def job(cfg) -> dict:
     return {k: v for k, v in OmegaConf.to_container(cfg, resolve=False).items() if k != "hydra"}
 
 
-def resolved_job(cfg) -> dict:
-    """The job config resolved as a run resolves it (the run directory, Hydra's, is set here)."""
-    cfg = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
-    if "paths" in cfg:
-        cfg.paths.output_dir = "/tmp/run"
-    return OmegaConf.to_container(cfg, resolve=True)
-
-
 def at(tree, path: str, default=KeyError):
     for key in path.split(".") if path else ():
         if not isinstance(tree, dict) or key not in tree:
@@ -95,41 +88,15 @@ def is_interp(value) -> bool:
     return isinstance(value, str) and "${" in value
 
 
-def accepted(target: str) -> set[str] | None:
-    """Keyword names the target takes; None when it takes **kwargs (anything)."""
-    params = inspect.signature(get_object(target)).parameters.values()
-    if any(p.kind is p.VAR_KEYWORD for p in params):
-        return None
-    return {p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
-
-
-def check_call(target: str, keys: set[str], where: str, path: str, passed=frozenset()) -> list[str]:
-    try:
-        names = accepted(target)
-    except Exception as err:  # ImportError, AttributeError, ValueError: all mean "broken"
-        return [f"{where}: {path}._target_: {target} does not import ({err})"]
-    extra = keys - names if names is not None else set()
-    found = [f"{where}: {path}.{k}: {target} takes no argument {k!r}" for k in sorted(extra)]
-    return found + [
-        f"{where}: {path}.{k}: the code passes it, not the config" for k in sorted(keys & passed)
-    ]
-
-
-def target_problems(node, where: str, path: str = "") -> list[str]:
-    """'file: key: why' for each mapping whose _target_ does not import or does not take a key."""
-    if isinstance(node, list):
-        node = dict(enumerate(node))
-    if not isinstance(node, dict):
-        return []
-    consumed = CONSUMED.get(path, {})
-    found = []
-    if isinstance(node.get("_target_"), str):
-        found += check_call(node["_target_"], set(node) - SPECIAL - set(consumed), where, path)
-    for key, (receiver, passed) in consumed.items():  # the code passes `passed` itself
-        found += check_call(receiver, set(node.get(key) or {}), where, f"{path}.{key}", passed)
-    for key, value in node.items():
-        found += target_problems(value, where, f"{path}.{key}" if path else str(key))
-    return found
+def problems_of(cfg, where: str, entry: str = "train") -> list[str]:
+    """recsys.config's findings on the job config (as a run resolves it) and the hydra node's targets."""
+    job_cfg = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
+    if "paths" in job_cfg:
+        job_cfg.paths.output_dir = "/tmp/run"
+    found = config_problems(job_cfg, entry)
+    if "hydra" in cfg:
+        found += tree_problems(OmegaConf.to_container(cfg.hydra, resolve=False), "hydra")
+    return [f"{where}: {p}" for p in found]
 
 
 def new_keys(base, derived, where: str, path: str = "") -> list[str]:
@@ -189,9 +156,7 @@ def test_group_option_composes_and_every_key_reaches_its_target(cfg_of, choice):
     path = CONF / group / f"{option}.yaml"
     skip_without_plugin(path.read_text())
     cfg = cfg_of([choice])
-    where = str(path.relative_to(CONF.parent))
-    problems = target_problems(resolved_job(cfg), where)
-    problems += target_problems(OmegaConf.to_container(cfg.hydra, resolve=False), where, "hydra")
+    problems = problems_of(cfg, str(path.relative_to(CONF.parent)))
     assert not problems, "\n".join(problems)
 
 
@@ -207,14 +172,38 @@ def test_recipe_only_sets_existing_keys_and_keeps_interpolations(cfg_of, recipe)
     cfg = cfg_of([recipe])
     choices = {g: c for g, c in cfg.hydra.runtime.choices.items() if "/" not in g and g != "hydra"}
     base = cfg_of([f"{g}={c}" for g, c in choices.items() if c is not None and g != group])
-    problems = target_problems(resolved_job(cfg), where)
-    problems += target_problems(OmegaConf.to_container(cfg.hydra, resolve=False), where, "hydra")
+    problems = problems_of(cfg, where)
     problems += new_keys(job(base), job(cfg), where)
     problems += shadowed(job(base), job(cfg), where)
     if group == "hparams_search":  # every searched key must exist, or the trials all run one config
         for key in cfg.hydra.sweeper.params or {}:
             if OmegaConf.select(cfg, key, default="<missing>") == "<missing>":
                 problems.append(f"{where}: hydra.sweeper.params.{key}: no such key in the config")
+    assert not problems, "\n".join(problems)
+
+
+def search_values(expression: str) -> list:
+    """The values a sweep expression can hand a trial: every choice, or both ends of an interval."""
+    sweep = OverridesParser.create().parse_overrides([f"k={expression}"])[0].value()
+    if isinstance(sweep, ChoiceSweep):
+        return list(sweep.list)
+    if isinstance(sweep, IntervalSweep):
+        return [sweep.start, sweep.end]
+    return [sweep]
+
+
+@pytest.mark.parametrize("search", options("hparams_search"))
+def test_every_search_value_passes_validation(cfg_of, search):
+    """Each value an Optuna trial can get passes the check train() runs first (else the trial dies)."""
+    skip_without_plugin((CONF / "hparams_search" / f"{search}.yaml").read_text())
+    cfg = cfg_of([f"hparams_search={search}"])
+    problems = []
+    for key, expression in cfg.hydra.sweeper.params.items():
+        for value in search_values(str(expression)):
+            trial = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
+            trial.paths.output_dir = "/tmp/run"
+            OmegaConf.update(trial, key, value)
+            problems += [f"{key}={value}: {p}" for p in config_problems(trial)]
     assert not problems, "\n".join(problems)
 
 
@@ -257,7 +246,9 @@ def test_derived_option_does_not_shadow_its_base(cfg_of, group, option, base_opt
 @pytest.mark.parametrize("name", ENTRIES)
 def test_entry_config_composes(cfg_of, name):
     cfg = cfg_of([], name=name)
-    problems = target_problems(job(cfg), f"conf/{name}.yaml")
+    for key in [k for k in cfg if k != "hydra" and OmegaConf.is_missing(cfg, k)]:
+        cfg[key] = STAND_INS[key]  # `???`: the user must give it
+    problems = problems_of(cfg, f"conf/{name}.yaml", entry=name)
     assert not problems, "\n".join(problems)
 
 
@@ -272,10 +263,8 @@ def test_checks_catch_a_typo_and_a_shadow(cfg_of):
         "x: model.loss: literal 'bce' replaces '${model.base.loss}' (set the key it reads)"
     ]
     unknown = {"_target_": "recsys.models.components.mf.MatrixFactorization", "dimm": 8}
-    assert target_problems(unknown, "x", "model.scorer") == [
-        "x: model.scorer.dimm: recsys.models.components.mf.MatrixFactorization takes no argument 'dimm'"
-    ]
-    assert "does not import" in target_problems({"_target_": "recsys.nope.Nope"}, "x", "a")[0]
+    assert tree_problems(unknown, "model.scorer")[0].startswith("unknown key model.scorer.dimm")
+    assert "does not import" in tree_problems({"_target_": "recsys.nope.Nope"}, "a")[0]
 
 
 @pytest.mark.parametrize("model", ["mf_propensity", "two_tower_propensity"])

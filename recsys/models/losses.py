@@ -26,12 +26,15 @@ class RetrievalLoss(nn.Module):
     """Base of every retrieval loss: the call below, plus what the LightningModule may ask of it.
 
     uses_negatives: False lets the module skip embedding the loader's sampled negatives.
+    needs_sampled_negatives: True when the loss has nothing to compare a positive with unless the
+        loader samples negatives (data.loader.num_negatives >= 1); the config check enforces it.
     parts: detached tensors of the last call worth logging as epoch means ({} for most losses).
     prepare: the builder hands every loss the training item counts and the negative sampler's
         probabilities; losses with a logQ correction keep them, the others ignore them.
     """
 
     uses_negatives: bool = True
+    needs_sampled_negatives: bool = False
 
     def __init__(self) -> None:
         super().__init__()
@@ -63,6 +66,8 @@ def row_scores(user: Tensor, candidates: Tensor) -> Tensor:
 class BPRLoss(RetrievalLoss):
     """Bayesian personalised ranking (Rendle et al., 2009): -log sigmoid(s(u, i+) - s(u, i-))."""
 
+    needs_sampled_negatives = True
+
     def forward(
         self,
         user: Tensor,
@@ -78,6 +83,8 @@ class BPRLoss(RetrievalLoss):
 
 class BCELoss(RetrievalLoss):
     """Pointwise binary cross-entropy: positives labelled 1, sampled negatives 0."""
+
+    needs_sampled_negatives = True
 
     def forward(
         self,
