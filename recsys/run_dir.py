@@ -107,6 +107,11 @@ class RunDir:
         """A report file of the run (`metrics.json`, `propensity_lift.png`, ...)."""
         return self.root / name
 
+    @property
+    def lock_path(self) -> Path:
+        """Held by the run training here (recsys/run_guard.py); gone when it ends."""
+        return self.root / ".recsys.lock"
+
     # ----- writers -----
     def write_config(self, cfg: DictConfig) -> None:
         """The resolved config: what the run's scorer is rebuilt from (Hydra keeps the unresolved)."""
@@ -226,7 +231,9 @@ class RunDir:
         cfg = self.config()  # first: a folder that is no run says so, not "no checkpoint"
         ckpt = self.find_checkpoint(str(checkpoint))
         scorer = build_scorer(cfg.model.scorer, self.scorer_inputs())
-        state = torch.load(ckpt, map_location=map_location, weights_only=True)["state_dict"]
+        checkpoint = torch.load(ckpt, map_location=map_location, weights_only=True)
+        self.check_checkpoint_is_ours(checkpoint, ckpt)
+        state = checkpoint["state_dict"]
         own = {
             k.removeprefix("scorer."): v.float() if v.is_floating_point() else v
             for k, v in state.items()
@@ -238,6 +245,13 @@ class RunDir:
             fitted = torch.load(calibration, map_location="cpu", weights_only=True)
             scorer.load_state_dict({**scorer.state_dict(), **fitted})
         return scorer.float().eval(), ckpt
+
+    def check_checkpoint_is_ours(self, checkpoint: dict, path: Path) -> None:
+        """Refuse a checkpoint trained on other data than this run's (recsys/run_identity.py)."""
+        from recsys.run_identity import check_checkpoint_data
+
+        own = self.read_json("data_report.json").get("data_fingerprint")
+        check_checkpoint_data(checkpoint, path, own)
 
     def load(
         self, checkpoint: str | Path = "best", map_location: str | torch.device = "cpu"

@@ -29,6 +29,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from pytorch_lightning.strategies.launchers import subprocess_script
 
 from recsys.cli import run_or_explain
+from recsys.errors import ConfigError
 from recsys.train import objective, train
 
 log = logging.getLogger(__name__)
@@ -43,7 +44,13 @@ def run_trial(cfg: DictConfig, script: Path) -> float:
     log.info("pid %d on %s", os.getpid(), socket.gethostname())
     with trial_device(cfg), ddp_children_as_single_runs(cfg, script):
         metrics, _ = run_or_explain(train, cfg)
-    return objective(metrics, cfg)
+    if _in_multirun():  # a sweeper needs the number: a missing one is a config error (exit 2)
+        return run_or_explain(objective, metrics, cfg)
+    try:  # a single run did what was asked; an optimized_metric it lacks is worth a warning only
+        return objective(metrics, cfg)
+    except ConfigError as err:
+        log.warning("%s", err)
+        return float("nan")
 
 
 def _in_multirun() -> bool:
