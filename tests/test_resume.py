@@ -1,0 +1,103 @@
+"""Resuming (recsys/resume.py, recsys/run_identity.py): last.ckpt is the last epoch, a resume takes
+the run's own config, and a checkpoint is never paired with other data or another model."""
+
+from __future__ import annotations
+
+import shutil
+from contextlib import contextmanager
+
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import OmegaConf
+
+from recsys.errors import RunError
+from recsys.run_dir import RunDir
+from recsys.train import train
+from tests.conftest import CONF, TINY, compose_config
+
+RUN = [*TINY, "model.dim=16"]  # a run with an override the defaults lack
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    run = tmp_path_factory.mktemp("resume") / "run"
+    train(compose_config(RUN, run))
+    return run
+
+
+@pytest.fixture
+def run(trained, tmp_path):
+    copy = tmp_path / "run"
+    shutil.copytree(trained, copy)
+    return copy
+
+
+@contextmanager
+def command_line(*overrides: str):
+    """Hydra's record of a `scripts/train.py` command line, as `@hydra.main` leaves it."""
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        hydra_cfg = compose("train", overrides=list(overrides), return_hydra_config=True)
+    HydraConfig.instance().set_config(hydra_cfg)
+    try:
+        yield
+    finally:
+        HydraConfig.instance().cfg = None
+
+
+def test_last_checkpoint_is_the_last_epoch_not_the_best(tmp_path):
+    run = tmp_path / "run"
+    # mode=min makes the first epoch the "best": last.ckpt used to be refreshed only with it.
+    train(
+        compose_config([*TINY, "trainer.max_epochs=3", "callbacks.model_checkpoint.mode=min"], run)
+    )
+    last = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    assert last["epoch"] == 2
+
+
+def test_resume_without_the_runs_overrides_restores_its_config(run):
+    overrides = [*TINY, "trainer.max_epochs=3", f"ckpt_path={run}/checkpoints/last.ckpt"]
+    with command_line(*overrides):
+        metrics, objects = train(compose_config(overrides, run))
+    assert objects["module"].scorer.user_table.embedding_dim == 16
+    assert OmegaConf.load(run / ".hydra" / "resolved.yaml").model.dim == 16
+    assert metrics["epochs"] == 3
+
+
+def test_command_line_asking_for_another_model_is_refused_before_training(run):
+    before = (run / "metrics.json").read_bytes()
+    overrides = [*TINY, "model.dim=8", f"ckpt_path={run}/checkpoints/last.ckpt"]
+    with command_line(*overrides), pytest.raises(RunError, match=r"model.scorer.dim=16 \(now 8\)"):
+        train(compose_config(overrides, run))
+    assert (run / "metrics.json").read_bytes() == before
+
+
+def test_library_resume_names_the_keys_the_checkpoint_needs(run, tmp_path):
+    ckpt = f"ckpt_path={run}/checkpoints/last.ckpt"
+    with pytest.raises(RunError, match=r"model.scorer.dim=16 \(now 64\)"):
+        train(compose_config([*TINY, ckpt], tmp_path / "new"))
+    assert not (tmp_path / "new").exists()
+
+
+def test_resume_with_other_data_fails_before_training(run, tmp_path):
+    ckpt = f"ckpt_path={run}/checkpoints/last.ckpt"
+    with pytest.raises(RunError, match="trained on other data"):
+        train(compose_config([*RUN, "seed=7", ckpt], tmp_path / "new"))
+    assert not (tmp_path / "new").exists()
+
+
+def test_ckpt_path_that_is_no_file_is_named(tmp_path):
+    with pytest.raises(RunError, match="ckpt_path=.*nowhere.ckpt: no such checkpoint file"):
+        train(compose_config([*TINY, f"ckpt_path={tmp_path}/nowhere.ckpt"], tmp_path / "run"))
+
+
+def test_loading_refuses_a_checkpoint_trained_on_other_data(run, tmp_path):
+    other = tmp_path / "other"
+    train(compose_config([*RUN, "seed=7", "trainer.max_epochs=1"], other))
+    with pytest.raises(RunError, match="trained on other data than this run directory"):
+        RunDir(run).load_scorer(other / "checkpoints" / "last.ckpt")
+    scorer, _ = RunDir(run).load_scorer("last")  # its own checkpoint still loads
+    assert scorer.num_items == 200
