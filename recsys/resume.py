@@ -49,6 +49,8 @@ def command_line_sections() -> set[str] | None:
 def checkpoint_run(ckpt_path: str | Path) -> RunDir | None:
     """The run directory a checkpoint sits in (`<run>/checkpoints/<file>.ckpt`), if it is one."""
     path = Path(ckpt_path)
+    if path.is_dir():
+        raise RunError(f"ckpt_path={path}: a directory; name a checkpoint file (e.g. last.ckpt)")
     if not path.is_file():
         raise RunError(f"ckpt_path={path}: no such checkpoint file")
     run = RunDir(path.resolve().parent.parent)

@@ -59,6 +59,8 @@ class RunIdentity(pl.Callback):
 def read_checkpoint(path: str | Path, what: str = "ckpt_path") -> dict[str, Any]:
     """A checkpoint as data (never code), or a RunError naming the file."""
     path = Path(path)
+    if path.is_dir():
+        raise RunError(f"{what}={path}: a directory; name a checkpoint file (e.g. last.ckpt)")
     if not path.is_file():
         raise RunError(f"{what}={path}: no such checkpoint file")
     try:

@@ -7,23 +7,30 @@ import pytest
 import pytorch_lightning as pl
 import torch
 
-from recsys.errors import TrainingError
+from recsys.errors import ConfigError, TrainingError
 from recsys.metrics.evaluate import rank_batch
 from recsys.models.components.mf import MatrixFactorization
 from recsys.train import train
 from tests.conftest import TINY, compose_config
 
 
-@pytest.mark.parametrize("lr", ["1e20", "inf"])
-def test_exploding_learning_rate_stops_the_run(lr, tmp_path):
+def test_exploding_learning_rate_stops_the_run(tmp_path):
     run = tmp_path / "run"
-    cfg = compose_config([*TINY, f"model.module.optimizer.lr={lr}"], run)
+    cfg = compose_config([*TINY, "model.module.optimizer.lr=1e20"], run)
     with pytest.raises(TrainingError, match=r"diverged in epoch 0 .*last finite checkpoint: none"):
         train(cfg)
     assert not (run / "metrics.json").exists()
     for ckpt in run.rglob("*.ckpt"):  # none expected; any there must hold finite weights
         state = torch.load(ckpt, map_location="cpu", weights_only=True)["state_dict"]
         assert all(torch.isfinite(v).all() for v in state.values() if v.is_floating_point()), ckpt
+
+
+@pytest.mark.parametrize("lr", ["inf", "-inf", "nan", "-0.1"])
+def test_learning_rate_that_can_only_diverge_is_refused_before_training(lr, tmp_path):
+    cfg = compose_config([*TINY, f"model.module.optimizer.lr={lr}"], tmp_path / "run")
+    with pytest.raises(ConfigError, match=f"model.module.optimizer.lr={lr}: must be a finite"):
+        train(cfg)
+    assert not (tmp_path / "run").exists()
 
 
 class PoisonWeights(pl.Callback):

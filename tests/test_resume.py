@@ -4,19 +4,16 @@ the run's own config, and a checkpoint is never paired with other data or anothe
 from __future__ import annotations
 
 import shutil
-from contextlib import contextmanager
 
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
-from hydra.core.hydra_config import HydraConfig
 from omegaconf import OmegaConf
 
 from recsys.errors import RunError
 from recsys.run_dir import RunDir
 from recsys.train import train
-from tests.conftest import CONF, TINY, compose_config
+from tests.conftest import TINY, compose_config
+from tests.hydra_support import command_line
 
 RUN = [*TINY, "model.dim=16"]  # a run with an override the defaults lack
 
@@ -33,19 +30,6 @@ def run(trained, tmp_path):
     copy = tmp_path / "run"
     shutil.copytree(trained, copy)
     return copy
-
-
-@contextmanager
-def command_line(*overrides: str):
-    """Hydra's record of a `scripts/train.py` command line, as `@hydra.main` leaves it."""
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        hydra_cfg = compose("train", overrides=list(overrides), return_hydra_config=True)
-    HydraConfig.instance().set_config(hydra_cfg)
-    try:
-        yield
-    finally:
-        HydraConfig.instance().cfg = None
 
 
 def test_last_checkpoint_is_the_last_epoch_not_the_best(tmp_path):
