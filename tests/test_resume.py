@@ -6,6 +6,7 @@ from __future__ import annotations
 import shutil
 
 import pytest
+import pytorch_lightning as pl
 import torch
 from omegaconf import OmegaConf
 
@@ -40,6 +41,35 @@ def test_last_checkpoint_is_the_last_epoch_not_the_best(tmp_path):
     )
     last = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
     assert last["epoch"] == 2
+
+
+class Crash(Exception):
+    """Stands in for kill -9: the process stops mid-epoch, no checkpoint of that epoch is saved."""
+
+
+class CrashInEpoch(pl.Callback):
+    def __init__(self, epoch: int):
+        self.epoch = epoch
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if trainer.current_epoch == self.epoch:  # after an optimizer step, before the epoch ends
+            raise Crash
+
+
+@pytest.mark.slow
+def test_run_killed_mid_epoch_resumes_to_the_uninterrupted_result(tmp_path):
+    full, _ = train(compose_config([*TINY, "trainer.max_epochs=4"], tmp_path / "full"))
+    crash = ["+callbacks.crash._target_=tests.test_resume.CrashInEpoch", "+callbacks.crash.epoch=2"]
+    with pytest.raises(Crash):
+        train(compose_config([*TINY, "trainer.max_epochs=4", *crash], tmp_path / "part"))
+    last = tmp_path / "part" / "checkpoints" / "last.ckpt"
+    assert torch.load(last, map_location="cpu", weights_only=True)["epoch"] == 1
+    resumed, _ = train(
+        compose_config([*TINY, "trainer.max_epochs=4", f"ckpt_path={last}"], tmp_path / "part")
+    )
+    assert {k: v for k, v in resumed.items() if k.startswith("test/")} == {
+        k: v for k, v in full.items() if k.startswith("test/")
+    }
 
 
 def test_resume_without_the_runs_overrides_restores_its_config(run):
