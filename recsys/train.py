@@ -170,9 +170,8 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
     run's config (recsys/resume.py); one run at a time per directory (recsys/run_guard.py).
     """
     run = RunDir(cfg.paths.output_dir)
-    cfg = restore_run_config(cfg)
     with RunGuard(run, cfg.get("ckpt_path")) as guard:
-        return _train_into(run, cfg, guard)
+        return _train_into(run, restore_run_config(cfg), guard)
 
 
 def _train_into(run: RunDir, cfg: DictConfig, guard: RunGuard) -> tuple[dict, dict[str, Any]]:

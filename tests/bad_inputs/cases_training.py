@@ -135,8 +135,12 @@ def _missing_data(tmp: Path):
     )
 
 
-def _nothing_left(_, tmp: Path) -> None:
-    assert not (tmp / "run").exists(), "a failed start left a half-made run directory"
+def _nothing_left(_, tmp: Path, run: str = "run") -> None:
+    assert not (tmp / run).exists(), f"a failed start left a half-made run directory {run}"
+
+
+def _no_new_run(result, tmp: Path) -> None:
+    _nothing_left(result, tmp, "new")
 
 
 def cases() -> list[Case]:
@@ -145,8 +149,8 @@ def cases() -> list[Case]:
         _learning_rate("1e20", "diverged in epoch 0"),
         *(_learning_rate(lr, f"optimizer.lr={lr}") for lr in ("inf", "-inf", "nan", "-0.5")),
         *(
-            Case(f"second_run_into_used_dir_keeps_{name}", "training", run, names="already holds")
-            for name, (run, _) in zip(("metrics", "last_ckpt"), used, strict=True)
+            Case(f"second_run_into_used_dir_keeps_{name}", "training", run, "error", "holds", check)
+            for name, (run, check) in zip(("metrics", "last_ckpt"), used, strict=True)
         ),
         Case(
             "resume_into_another_used_dir",
@@ -156,18 +160,26 @@ def cases() -> list[Case]:
         ),
         Case("concurrent_run_holds_lock", "training", _locked, names="another run is training"),
         Case("stale_lock_of_killed_run", "training", _stale_lock, "ok", check=_lock_taken_over),
-        Case("resume_other_data", "training", lambda t: _resume(t, "seed=7"), names="other data"),
+        Case(
+            "resume_other_data",
+            "training",
+            lambda t: _resume(t, "seed=7"),
+            names="other data",
+            check=_no_new_run,
+        ),
         Case(
             "resume_other_dim",
             "training",
             lambda t: _resume(t, "model.dim=8"),
             names="model.scorer.dim=64 (now 8)",
+            check=_no_new_run,
         ),
         Case(
             "resume_cli_other_dim",
             "training",
             lambda t: _resume(t, "model.dim=8", cli=True),
             names="model.scorer.dim=64 (now 8)",
+            check=_no_new_run,
         ),
         Case(
             "resume_without_overrides", "training", _without_overrides, expect="ok", check=_restored
@@ -177,18 +189,21 @@ def cases() -> list[Case]:
             "training",
             lambda t: _train(t, f"ckpt_path={t}/no.ckpt"),
             names="no.ckpt: no such checkpoint file",
+            check=_nothing_left,
         ),
         Case(
             "ckpt_path_is_a_directory",
             "training",
             lambda t: _checkpoint_file(t, None),
             names="model.ckpt",
+            check=_nothing_left,
         ),
         Case(
             "ckpt_path_not_a_checkpoint",
             "training",
             lambda t: _checkpoint_file(t, b"user,item\n1,2\n"),
             names="not a readable checkpoint",
+            check=_nothing_left,
         ),
         Case(
             "synthetic_propensity_objective",
