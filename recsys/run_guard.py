@@ -93,10 +93,11 @@ class RunGuard:
         self._acquire_lock()
         try:
             if holds_run(self.run) and not self._resumes_here():
+                last = self.run.checkpoints / "last.ckpt"
+                resume = f", or resume it with ckpt_path={last}" if last.is_file() else ""
                 raise RunError(
                     f"{self.run.root} already holds a recsys run (metrics, checkpoints or config); "
-                    "choose another hydra.run.dir, or resume it with "
-                    f"ckpt_path={self.run.checkpoints / 'last.ckpt'}"
+                    f"choose another hydra.run.dir{resume}"
                 )
         except BaseException:
             self._release_lock()

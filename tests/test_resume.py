@@ -115,3 +115,14 @@ def test_loading_refuses_a_checkpoint_trained_on_other_data(run, tmp_path):
         RunDir(run).load_scorer(other / "checkpoints" / "last.ckpt")
     scorer, _ = RunDir(run).load_scorer("last")  # its own checkpoint still loads
     assert scorer.num_items == 200
+
+
+def test_checkpoint_without_identity_is_still_checked_by_shape(run, tmp_path):
+    """Checkpoints saved before they carried an identity: a wrong model is named, not dumped."""
+    old = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    del old["recsys_identity"]
+    torch.save(old, tmp_path / "old.ckpt")
+    with pytest.raises(RunError, match=r"scorer.user_table.weight \(300, 16\) \(now \(300, 8\)\)"):
+        train(
+            compose_config([*TINY, "model.dim=8", f"ckpt_path={tmp_path}/old.ckpt"], tmp_path / "n")
+        )
