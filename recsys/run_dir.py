@@ -108,6 +108,11 @@ class RunDir:
         """A report file of the run (`metrics.json`, `propensity_lift.png`, ...)."""
         return self.root / name
 
+    @property
+    def lock_path(self) -> Path:
+        """Held by the run training here (recsys/run_guard.py); gone when it ends."""
+        return self.root / ".recsys.lock"
+
     # ----- writers -----
     def write_config(self, cfg: DictConfig) -> None:
         """The resolved config: what the run's scorer is rebuilt from (Hydra keeps the unresolved)."""
@@ -238,12 +243,21 @@ class RunDir:
         cfg = self.config()  # first: a folder that is no run says so, not "no checkpoint"
         ckpt = self.find_checkpoint(str(checkpoint))
         scorer = run_loading.build_run_scorer(cfg, self.scorer_inputs(), self.config_path)
-        run_loading.load_checkpoint_into(scorer, ckpt, map_location)
+        run_loading.load_checkpoint_into(
+            scorer, ckpt, map_location, check=self.check_checkpoint_is_ours
+        )
         calibration = self.path("calibration.pt")
         if calibration.is_file() and isinstance(scorer, PropensityScorer):
             fitted = run_loading.read_torch_file(calibration, "calibration")
             scorer.load_state_dict({**scorer.state_dict(), **fitted})
         return scorer.float().eval(), ckpt
+
+    def check_checkpoint_is_ours(self, checkpoint: dict, path: Path) -> None:
+        """Refuse a checkpoint trained on other data than this run's (recsys/run_identity.py)."""
+        from recsys.run_identity import check_checkpoint_data
+
+        own = self.read_json("data_report.json").get("data_fingerprint")
+        check_checkpoint_data(checkpoint, path, own)
 
     def load(
         self, checkpoint: str | Path = "best", map_location: str | torch.device = "cpu"

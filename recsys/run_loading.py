@@ -5,6 +5,7 @@ payload that `weights_only=True` refuses) is a one-line answer, never a tracebac
 from __future__ import annotations
 
 import pickle
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -65,9 +66,17 @@ def build_run_scorer(cfg: DictConfig, inputs: ScorerInputs, config_path: Path) -
         raise ConfigError(f"{config_path}: model.scorer cannot be built ({_first_line(err)})") from None
 
 
-def load_checkpoint_into(scorer: Scorer, ckpt: Path, map_location: Any) -> None:
-    """Load the `scorer.` entries of a Lightning checkpoint's state_dict, as fp32 where floating."""
+def load_checkpoint_into(
+    scorer: Scorer,
+    ckpt: Path,
+    map_location: Any,
+    check: Callable[[dict, Path], None] | None = None,
+) -> None:
+    """Load the `scorer.` entries of a Lightning checkpoint's state_dict, as fp32 where floating;
+    `check(checkpoint, path)` first refuses a checkpoint of another run (its data fingerprint)."""
     state = read_torch_file(ckpt, "checkpoint", map_location)
+    if check is not None and isinstance(state, dict):
+        check(state, ckpt)
     weights = state.get("state_dict") if isinstance(state, dict) else None
     if not isinstance(weights, dict):
         raise RunError(f"{ckpt}: no state_dict; not a Lightning checkpoint of a recsys run")

@@ -21,12 +21,17 @@ from recsys.callbacks import EpochTimer
 from recsys.config import check_train_config
 from recsys.data.datamodule import build_datamodule
 from recsys.data.interactions import InteractionData
+from recsys.divergence import DivergenceGuard, check_learning_rate
+from recsys.errors import ConfigError
 from recsys.models.contracts import ScorerInputs, has_propensity_head
 from recsys.models.factory import build_loss, build_scorer
 from recsys.models.retrieval import RetrievalModule
 from recsys.perf.memory import estimate_training_memory
 from recsys.reports.run_report import RunReport
+from recsys.resume import restore_run_config
 from recsys.run_dir import SPLITS, RunDir
+from recsys.run_guard import RunGuard
+from recsys.run_identity import RunIdentity, check_resume, run_identity
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +73,9 @@ def build_objects(cfg: DictConfig) -> dict[str, Any]:
     callbacks = [
         hydra.utils.instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None
     ]
+    # Not optional, so not config: no NaN run passes as trained; every checkpoint names its data.
+    identity = run_identity(cfg, data)
+    callbacks += [DivergenceGuard(), RunIdentity(identity)]
     loggers = [
         hydra.utils.instantiate(c) for c in (cfg.get("logger") or {}).values() if c is not None
     ]
@@ -79,6 +87,7 @@ def build_objects(cfg: DictConfig) -> dict[str, Any]:
     )
     # Under DDP one optimiser step sees data.loader.batch_size rows on each of world_size processes.
     optimizer_cfg = OmegaConf.to_container(cfg.model.module.optimizer, resolve=True)
+    check_learning_rate(optimizer_cfg)
     if trainer.world_size > 1 and "lr" in optimizer_cfg:
         base = optimizer_cfg["lr"]
         optimizer_cfg["lr"] = base * lr_scale(cfg.get("lr_scaling", "none"), trainer.world_size)
@@ -101,36 +110,47 @@ def build_objects(cfg: DictConfig) -> dict[str, Any]:
         "datamodule": datamodule,
         "data": data,
         "inputs": inputs,
+        "identity": identity,
         "module": module,
         "trainer": trainer,
     }
 
 
 def objective(metrics: dict[str, float], cfg: DictConfig) -> float:
-    """The number sweepers optimise: `optimized_metric` (default best/<monitor>, a validation score)."""
+    """The number sweepers optimise: `optimized_metric` (default best/<monitor>, a validation score;
+    `last/<monitor>` where a recipe keeps no best checkpoint)."""
     name = cfg.get("optimized_metric") or f"best/{cfg.model.module.monitor}"
     if name not in metrics:
-        raise KeyError(f"optimized_metric={name!r} is not in the run's metrics: {sorted(metrics)}")
+        offered = sorted(k for k in metrics if k.startswith(("best/", "last/", "val/")))
+        raise ConfigError(
+            f"optimized_metric={name!r} is not among the run's metrics; validation scores it has: "
+            f"{', '.join(offered) or 'none'} (a run without a best checkpoint has last/<monitor>)"
+        )
     return metrics[name]
 
 
 def write_run_inputs(
-    run: RunDir, cfg: DictConfig, data: InteractionData, inputs: ScorerInputs
+    run: RunDir, cfg: DictConfig, data: InteractionData, inputs: ScorerInputs, identity: dict
 ) -> None:
     """Before training: the resolved config, the data report, vocabularies, and what serving needs."""
     run.write_config(cfg)
     summary = data.summary()
     log.info("data: %s", json.dumps(summary))
     report = {**data.report, "summary": summary, "test_fingerprint": data.test.fingerprint()}
+    report["data_fingerprint"] = identity["data_fingerprint"]  # checkpoints carry the same
     run.write_json("data_report.json", report)
     run.write_vocabularies(data.user_ids, data.item_ids, data.item_titles)
     splits = dict(zip(SPLITS, (data.train, data.valid, data.test), strict=True))
     run.write_training_state(inputs, {k: (s.users, s.items) for k, s in splits.items()})
 
 
-def collect_metrics(trainer: pl.Trainer, module: RetrievalModule) -> dict[str, float]:
-    """Test metrics, the best validation score, timings and every report callback's metrics."""
+def collect_metrics(
+    trainer: pl.Trainer, module: RetrievalModule, last_score: float | None = None
+) -> dict[str, float]:
+    """Test metrics, the best and last validation scores, timings and every report's metrics."""
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")}
+    if last_score is not None:  # the tested weights' score where no best checkpoint is kept
+        metrics[f"last/{module.hparams.monitor}"] = last_score
     checkpoint = trainer.checkpoint_callback
     if checkpoint is not None and checkpoint.best_model_score is not None:
         metrics[f"best/{module.hparams.monitor}"] = float(checkpoint.best_model_score)
@@ -147,11 +167,18 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
     """Train, test the best checkpoint, write the run directory; returns (metrics, objects).
 
     Under DDP every process runs this; only global rank 0 writes the run directory, and the
-    evaluation metrics it writes are gathered over all ranks' users.
+    evaluation metrics it writes are gathered over all ranks' users. A resume takes the resumed
+    run's config (recsys/resume.py); one run at a time per directory (recsys/run_guard.py).
     """
-    check_train_config(cfg)  # before the run directory is touched: a bad key costs nothing
-    started = time.time()
     run = RunDir(cfg.paths.output_dir)
+    with RunGuard(run, cfg.get("ckpt_path")) as guard:  # a refused start leaves no directory
+        cfg = restore_run_config(cfg)
+        check_train_config(cfg)  # before anything is written: a bad key costs nothing
+        return _train_into(run, cfg, guard)
+
+
+def _train_into(run: RunDir, cfg: DictConfig, guard: RunGuard) -> tuple[dict, dict[str, Any]]:
+    started = time.time()
     pl.seed_everything(cfg.seed, workers=True)
     if cfg.get("matmul_precision"):
         torch.set_float32_matmul_precision(cfg.matmul_precision)
@@ -160,16 +187,20 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
     datamodule, data, module, trainer = (
         objects[k] for k in ("datamodule", "data", "module", "trainer")
     )
+    if cfg.get("ckpt_path"):  # before anything is written: a wrong checkpoint leaves no trace
+        check_resume(cfg.ckpt_path, objects["identity"], module)
     if trainer.is_global_zero:
-        write_run_inputs(run, cfg, data, objects["inputs"])
+        write_run_inputs(run, cfg, data, objects["inputs"], objects["identity"])
     estimate = estimate_training_memory(module, datamodule)
     log.info("memory estimate (GiB): %s", json.dumps({k: round(v, 3) for k, v in estimate.items()}))
 
+    guard.training_started()
     trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"), weights_only=True)
+    last_score = trainer.callback_metrics.get(module.hparams.monitor)  # before test resets them
     best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
     trainer.test(module, datamodule=datamodule, ckpt_path=best or None, weights_only=True)
 
-    metrics = collect_metrics(trainer, module)
+    metrics = collect_metrics(trainer, module, None if last_score is None else float(last_score))
     if not trainer.is_global_zero:
         return metrics, objects
     metrics["wall_time_s"] = time.time() - started

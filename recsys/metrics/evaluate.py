@@ -10,6 +10,7 @@ from collections.abc import Iterable
 import torch
 from torch import Tensor
 
+from recsys.errors import TrainingError
 from recsys.metrics.ranking import RankingAccumulator, topk_items
 from recsys.models.contracts import Scorer
 
@@ -20,8 +21,22 @@ def score_all_items(scorer: Scorer, users: Tensor) -> Tensor:
         return scorer.score_all_items(users).float()
 
 
-def rank_batch(scorer: Scorer, batch: dict[str, Tensor], k: int) -> Tensor:
+# Lightning's stage names (trainer.state.stage) as the split a stage ranks.
+SPLIT_OF_STAGE = {"validate": "valid", "sanity_check": "valid", "test": "test"}
+
+
+def rank_batch(
+    scorer: Scorer, batch: dict[str, Tensor], k: int, stage: str | None = None
+) -> Tensor:
     scores = score_all_items(scorer, batch["users"])
+    # One host sync per chunk of users (evaluation, not the training hot path): a NaN or inf score
+    # would rank arbitrarily and give finite-looking metrics.
+    if not bool(torch.isfinite(scores).all()):
+        split = SPLIT_OF_STAGE.get(getattr(stage, "value", stage), "evaluation")
+        raise TrainingError(
+            f"non-finite scores while ranking the {split} split: the model's weights or scores "
+            "overflowed; no metrics are computed from them"
+        )
     # A scorer's `score_all_items` returns a new tensor (MF, two-tower: a matmul), which the mask
     # may overwrite instead of copying B x I floats; a view (popularity's expanded counts) is copied.
     fresh = scores._base is None

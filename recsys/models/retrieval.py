@@ -188,6 +188,9 @@ class RetrievalModule(pl.LightningModule):
         self._tracked[name] = value if total is None else total + value
         self._tracked_steps[name] = self._tracked_steps.get(name, 0) + 1
 
+    def running_total(self, name: str) -> Tensor | None:  # the epoch's on-device sum so far
+        return self._tracked.get(name)
+
     def on_train_epoch_start(self) -> None:
         self._tracked, self._tracked_steps = {}, {}
 
@@ -215,7 +218,7 @@ class RetrievalModule(pl.LightningModule):
         self._acc = RankingAccumulator(self.ks, self.scorer.num_items, keep_per_user=True)
 
     def _eval_step(self, batch: dict[str, Tensor]) -> None:
-        topk = rank_batch(self.scorer, batch, max(self.ks))
+        topk = rank_batch(self.scorer, batch, max(self.ks), self.trainer.state.stage)
         self._acc.update(
             batch["users"],
             topk,

@@ -30,6 +30,7 @@ from pytorch_lightning.strategies.launchers import subprocess_script
 
 from recsys.cli import run_or_explain
 from recsys.config_targets import check_rerun
+from recsys.errors import ConfigError
 from recsys.sweeps.resolvers import parallel_trials
 from recsys.sweeps.status import recorded_trial
 from recsys.train import objective, train
@@ -58,7 +59,13 @@ def run_trial(cfg: DictConfig, script: Path) -> float | None:
 def _train(cfg: DictConfig, script: Path) -> float:
     with trial_device(cfg), ddp_children_as_single_runs(cfg, script):
         metrics, _ = train(cfg)
-    return objective(metrics, cfg)
+    if _in_multirun():  # a sweeper needs the number: a missing one fails the trial (recorded)
+        return objective(metrics, cfg)
+    try:  # a single run did what was asked; an optimized_metric it lacks is worth a warning only
+        return objective(metrics, cfg)
+    except ConfigError as err:
+        log.warning("%s", err)
+        return float("nan")
 
 
 def trials_at_once() -> int:
