@@ -117,7 +117,9 @@ def test_sweep_never_publishes_a_best_config_with_a_payload(tmp_path):
     (job / ".hydra" / "config.yaml").write_text(
         yaml.safe_dump({"data": {"_target_": "shutil.rmtree", "path": str(tmp_path)}})
     )
-    frame = pd.DataFrame([{"job": 0, "run_dir": str(job), "overrides": "", "val/ndcg@10": 0.5}])
+    frame = pd.DataFrame(
+        [{"job": 0, "run_dir": str(job), "overrides": "", "status": "done", "val/ndcg@10": 0.5}]
+    )
     with pytest.raises(ConfigError, match=r"config\.yaml: data\._target_='shutil\.rmtree'"):
         save_best_config(tmp_path / "sweep", frame, "val/ndcg@10")
     assert not (tmp_path / "sweep" / "best_config.yaml").exists()
