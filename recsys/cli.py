@@ -21,10 +21,20 @@ def one_line(err: BaseException) -> str:
     return "error: " + " ".join(str(err).split())
 
 
+def _to_log_files(err: BaseException) -> None:
+    """The error goes into the run's log file too, but not to the console a second time."""
+    record = log.makeRecord(
+        log.name, logging.ERROR, __file__, 0, "%s: %s", (type(err).__name__, err), None
+    )
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.FileHandler):
+            handler.handle(record)
+
+
 def run_or_explain(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     try:
         return fn(*args, **kwargs)
     except USER_ERRORS as err:
-        log.error("%s: %s", type(err).__name__, err)
+        _to_log_files(err)
         print(one_line(err), file=sys.stderr)
         sys.exit(2)

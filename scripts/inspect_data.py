@@ -29,13 +29,9 @@ for override in OVERRIDES:
 
 @hydra.main(version_base="1.3", config_path=str(ROOT / "conf"), config_name="train")
 def main(cfg: DictConfig) -> None:
-    from recsys.cli import log as cli_log
     from recsys.cli import run_or_explain
     from recsys.data.summary import inspect_data
 
-    # run_or_explain logs the error for a run's log file, then prints it as one line; this command
-    # has no log file, so only the line is shown. Loading warnings (child loggers) still show.
-    cli_log.addFilter(lambda record: False)
     result = run_or_explain(inspect_data, cfg)
     print(result["text"])
     print(f"  test fingerprint {result['test_fingerprint']}")
