@@ -30,12 +30,13 @@ def label_log(tmp_path: Path, values: list, name: str = "log.csv") -> Path:
 
 
 def load_labels(path: Path, *overrides: str) -> InteractionData:
+    """Every row in train: the composed source itself, since the datamodule refuses empty splits."""
     cfg = compose_config(
         ["data=interactions", f"data.path={path}", "data.columns.label=converted",
          "data.split.valid_fraction=0", "data.split.test_fraction=0", *overrides],
         path.parent / "run",
     )  # fmt: skip
-    return build_datamodule(cfg.data, cfg.seed).load()
+    return build_datamodule(cfg.data, cfg.seed).source()
 
 
 def labels_by_pair(data: InteractionData) -> dict[tuple[str, str], float]:

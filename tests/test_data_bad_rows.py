@@ -26,17 +26,17 @@ def test_non_numeric_rating_is_a_counted_drop_when_asked(tmp_path):
     assert invalid["by_column"] == {"rating": 2, "timestamp": 0}
 
 
-def test_nan_user_id_is_a_counted_drop(tmp_path):
+def test_empty_id_is_a_counted_drop_and_nan_is_an_id(tmp_path):
     path = write(tmp_path, HEADER + GOOD + ",i1,3,1\nNaN,i2,3,1\nu1,,3,1\n")
     report = load(path)
     missing = step(report, "drop_missing_ids")
-    assert missing["rows_removed"] == 3 and missing["example_rows"] == [31, 32, 33]
-    assert (missing["missing_user"], missing["missing_item"]) == (2, 1)
+    assert missing["rows_removed"] == 2 and missing["example_rows"] == [31, 33]
+    assert (missing["missing_user"], missing["missing_item"]) == (1, 1)
     assert report["rows_read"] == 33
 
 
-def test_nan_user_id_is_an_error_when_drops_are_off(tmp_path):
-    path = write(tmp_path, HEADER + GOOD + "NaN,i2,3,1\n")
+def test_empty_user_id_is_an_error_when_drops_are_off(tmp_path):
+    path = write(tmp_path, HEADER + GOOD + ",i2,3,1\n")
     with pytest.raises(DataError, match=rf"^{path}: row 31, column 'user': missing user id"):
         load(path, cleaning={"drop_missing_ids": False})
 
