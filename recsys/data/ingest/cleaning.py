@@ -66,8 +66,8 @@ def drop_line_break_ids(table: LogTable, report: DataReport, role: str) -> LogTa
     """Rows whose user or item id holds "\n" or "\r" (a quoted CSV field may): such an id could
     not be saved in, nor read back from, the run's vocabulary files."""
     bad_user, bad_item = holds_line_break(table.user_ids), holds_line_break(table.item_ids)
-    users = (table.user >= 0) & bad_user[np.maximum(table.user, 0)]
-    items = (table.item >= 0) & bad_item[np.maximum(table.item, 0)]
+    users = np.append(bad_user, False)[table.user]  # code -1 (missing) picks the trailing False
+    items = np.append(bad_item, False)[table.item]
     removed = users | items
     report.drop(
         "drop_line_break_ids",
