@@ -150,7 +150,8 @@ def read_log(
         # int32 codes right away: the parts of a 20M-row file are what the peak memory is made of.
         parts["user"].append(_narrow(users.encode(chunk["user"])))
         parts["item"].append(_narrow(items.encode(chunk["item"])))
-        flagged = _flag_rows(chunk, parts)
+        # Rows that cleaning counts out before values matter (blank, missing id) raise nothing here.
+        flagged = _flag_rows(chunk, parts) | (parts["user"][-1] < 0) | (parts["item"][-1] < 0)
         for name in VALUE_FIELDS:
             if name not in cols:
                 continue
