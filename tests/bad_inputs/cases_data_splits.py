@@ -66,7 +66,9 @@ def split_cases() -> list[Case]:
             run=lambda tmp, v=valid, t=test, s=split: load_for_training(**_presplit_files(tmp, v, t), split=s),
         ))  # fmt: skip
     # each user's items in a rotated time order: the last ones differ by user, all occur earlier
-    wide = HEADER + "".join(f"u{u},i{i},3,{100 * ((i + u) % 8) + u}\n" for u in range(12) for i in range(8))
+    wide = HEADER + "".join(
+        f"u{u},i{i},3,{100 * ((i + u) % 8) + u}\n" for u in range(12) for i in range(8)
+    )
     for method in ("random", "leave_last_n", "temporal"):
         cases.append(Case(
             f"split_{method}_enough_rows", "data", expect="ok",
@@ -118,7 +120,9 @@ def presplit_cases() -> list[Case]:
 def _presplit_counts(data, broken: str) -> None:
     adds_up(data.report)
     counted = {
-        (s["step"], s["file"]): s["rows_removed"] for s in data.report["steps"] if s.get("rows_removed")
+        (s["step"], s["file"]): s["rows_removed"]
+        for s in data.report["steps"]
+        if s.get("rows_removed")
     }
     assert counted == {
         ("drop_missing_ids", broken): 1,  # "5": no item
@@ -209,4 +213,3 @@ def _downsampled(data, rate: float) -> None:
 
 def cases() -> list[Case]:
     return [*split_cases(), *presplit_cases(), *feature_cases(), *label_cases()]
-

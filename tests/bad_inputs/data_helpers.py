@@ -99,6 +99,6 @@ def expect(
 
 
 def frame_csv(frame: pd.DataFrame, path: Path) -> Path:
-    """"\r\n" line ends, so the writer quotes a field holding a lone "\r"."""
+    """Written with "\r\n" line ends, so that the writer quotes a field holding a lone "\r"."""
     frame.to_csv(path, index=False, lineterminator="\r\n")
     return path
