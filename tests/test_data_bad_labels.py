@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from omegaconf import OmegaConf
 
-from recsys.data.datamodule import build_datamodule
+from recsys.data.datamodule import InteractionDataModule, build_datamodule
 from recsys.data.interactions import InteractionData
 from recsys.data.sources.interaction_log import InteractionLogSource
 from recsys.errors import DataError
@@ -30,12 +30,13 @@ def label_log(tmp_path: Path, values: list, name: str = "log.csv") -> Path:
 
 
 def load_labels(path: Path, *overrides: str) -> InteractionData:
+    """Every row in train: the composed source itself, since the datamodule refuses empty splits."""
     cfg = compose_config(
         ["data=interactions", f"data.path={path}", "data.columns.label=converted",
          "data.split.valid_fraction=0", "data.split.test_fraction=0", *overrides],
         path.parent / "run",
     )  # fmt: skip
-    return build_datamodule(cfg.data, cfg.seed).load()
+    return build_datamodule(cfg.data, cfg.seed).source()
 
 
 def labels_by_pair(data: InteractionData) -> dict[tuple[str, str], float]:
@@ -165,3 +166,23 @@ def test_mapped_labels_train_a_propensity_head(tmp_path):
     assert labels_by_pair(data) == {pair: truth[pair] for pair in labels_by_pair(data)}
     assert metrics["test/propensity/base_rate"] == pytest.approx(float(data.test.labels.mean()))
     assert metrics["test/propensity/auc"] > 0.9
+
+
+def test_report_adds_up_after_negative_down_sampling(tmp_path):
+    rows = [(u, i) for u in range(20) for i in range(10)]
+    frame = pd.DataFrame(
+        {"user": [f"u{u}" for u, _ in rows], "item": [f"i{i}" for _, i in rows],
+         "converted": [int((u + i) % 5 == 0) for u, i in rows]}
+    )  # fmt: skip
+    frame.to_csv(tmp_path / "log.csv", index=False)
+    source = InteractionLogSource(
+        path=str(tmp_path / "log.csv"),
+        columns={"user": "user", "item": "item", "label": "converted"},
+    )
+    data = InteractionDataModule(source, label_negative_keep_rate=0.3).load()
+    report = data.report
+    down = step(report, "downsample_label_negatives", "train")
+    assert down["rows_removed"] > 0 and down["rows_out"] == len(data.train)
+    assert report["rows_kept"]["train"] == len(data.train)
+    assert report["rows_read"] == report["rows_removed"] + report["rows_kept"]["total"] == 200
+    assert report["rows_removed_by_step"]["downsample_label_negatives"] == down["rows_removed"]

@@ -26,17 +26,17 @@ def test_non_numeric_rating_is_a_counted_drop_when_asked(tmp_path):
     assert invalid["by_column"] == {"rating": 2, "timestamp": 0}
 
 
-def test_nan_user_id_is_a_counted_drop(tmp_path):
+def test_empty_id_is_a_counted_drop_and_nan_is_an_id(tmp_path):
     path = write(tmp_path, HEADER + GOOD + ",i1,3,1\nNaN,i2,3,1\nu1,,3,1\n")
     report = load(path)
     missing = step(report, "drop_missing_ids")
-    assert missing["rows_removed"] == 3 and missing["example_rows"] == [31, 32, 33]
-    assert (missing["missing_user"], missing["missing_item"]) == (2, 1)
+    assert missing["rows_removed"] == 2 and missing["example_rows"] == [31, 33]
+    assert (missing["missing_user"], missing["missing_item"]) == (1, 1)
     assert report["rows_read"] == 33
 
 
-def test_nan_user_id_is_an_error_when_drops_are_off(tmp_path):
-    path = write(tmp_path, HEADER + GOOD + "NaN,i2,3,1\n")
+def test_empty_user_id_is_an_error_when_drops_are_off(tmp_path):
+    path = write(tmp_path, HEADER + GOOD + ",i2,3,1\n")
     with pytest.raises(DataError, match=rf"^{path}: row 31, column 'user': missing user id"):
         load(path, cleaning={"drop_missing_ids": False})
 
@@ -76,3 +76,73 @@ def test_k_core_and_min_rating_are_counted_in_order(tmp_path):
     assert core["example_rows"][-1] == 31  # the lonely user's only row
     assert "lonely" not in set(data.user_ids)
     assert data.report["counts_add_up"]
+
+
+NON_FINITE = [
+    ("rating", "inf", "is not a finite float32 number"),
+    ("rating", "-1e999", "is not a finite float32 number"),
+    ("rating", "nan", "is not a finite float32 number"),
+    ("rating", "1e39", "is not a finite float32 number"),  # past float32, the tensors' type
+    ("timestamp", "inf", "is not a finite number of seconds within int64"),
+    ("timestamp", "1e19", "is not a finite number of seconds within int64"),  # past int64
+]
+
+
+@pytest.mark.parametrize(("column", "value", "reason"), NON_FINITE)
+def test_non_finite_or_overflowing_values_name_row_and_column(tmp_path, column, value, reason):
+    row = {"rating": "3", "timestamp": "1234", column: value}
+    path = write(tmp_path, HEADER + GOOD + f"u1,i9,{row['rating']},{row['timestamp']}\n")
+    with pytest.raises(DataError) as err:
+        load(path)
+    assert str(err.value) == f"{path}: row 31, column {column!r}: {value!r} {reason}"
+
+
+@pytest.mark.parametrize(("column", "value", "reason"), NON_FINITE)
+def test_non_finite_values_are_a_counted_drop_when_asked(tmp_path, column, value, reason):
+    row = {"rating": "3", "timestamp": "1234", column: value}
+    path = write(tmp_path, HEADER + GOOD + f"u1,i9,{row['rating']},{row['timestamp']}\n")
+    invalid = step(load(path, cleaning={"on_invalid": "drop"}), "drop_invalid_values")
+    assert (invalid["rows_removed"], invalid["example_rows"]) == (1, [31])
+    assert invalid["by_column"][column] == 1
+
+
+def test_blank_lines_are_counted_not_errors(tmp_path):
+    lines = GOOD.splitlines(keepends=True)
+    path = write(tmp_path, HEADER + "".join(lines[:2]) + "\n,,,\n" + "".join(lines[2:]) + "\n")
+    report = load(path)
+    blank = step(report, "drop_blank_rows")
+    assert blank["rows_removed"] == 3 and blank["example_rows"][0] == 3
+    assert report["rows_read"] == 33
+
+
+NA_LIKE = ["NA", "N/A", "None", "null", "nan", "NaN", "#N/A", "-nan", " ", "NULL"]
+
+
+def test_na_like_ids_are_ids_in_logs_and_feature_files_alike(tmp_path):
+    rows = "".join(
+        f"{u},{i},3,{k}\n" for k, (u, i) in enumerate(zip(NA_LIKE, NA_LIKE[::-1], strict=True))
+    )
+    log = write(tmp_path, HEADER + GOOD + rows)
+    features = write(tmp_path, "item,tag\n" + "".join(f"{i},t{k}\n" for k, i in enumerate(NA_LIKE)), "items.csv")  # fmt: skip
+    data = InteractionLogSource(
+        path=str(log), columns=COLUMNS, split={"method": "random", "valid_fraction": 0, "test_fraction": 0},
+        item_features={"path": str(features), "id": "item", "categorical": ["tag"]},
+    )()  # fmt: skip
+    assert set(NA_LIKE) <= set(data.user_ids) and set(NA_LIKE) <= set(data.item_ids)
+    assert data.report["rows_removed"] == 0
+    facts = data.report["item_features"]
+    assert (facts["rows_without_id"], facts["rows_not_in_vocabulary"]) == (0, 0)
+    assert facts["items_without_row"] == len(data.item_ids) - len(NA_LIKE)
+
+
+def test_ids_holding_a_line_break_are_counted_others_kept(tmp_path):
+    odd = ["a\u2028b", "c\x85d", "e\x0cf", "g\x0bh"]
+    rows = '"x\ny",i0,3,1\n"u0","i\r",3,1\n' + "".join(f'"{u}",i0,3,1\n' for u in odd)
+    data = InteractionLogSource(
+        path=str(write(tmp_path, HEADER + GOOD + rows)), columns=COLUMNS,
+        split={"method": "random", "valid_fraction": 0, "test_fraction": 0},
+    )()  # fmt: skip
+    broken = step(data.report, "drop_line_break_ids")
+    assert (broken["rows_removed"], broken["example_rows"]) == (2, [31, 32])
+    assert (broken["line_break_user"], broken["line_break_item"]) == (1, 1)
+    assert set(odd) <= set(data.user_ids)

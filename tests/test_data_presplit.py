@@ -1,4 +1,5 @@
-"""Pre-split `user item 1` files (the Amazon-Beauty layout) through experiment=beauty_mf."""
+"""Pre-split `user item 1` files (the Amazon-Beauty layout) through experiment=beauty_mf; bad lines
+are named by file and line, ids only in valid/test counted out."""
 
 from __future__ import annotations
 
@@ -6,7 +7,10 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 
+from recsys.data.sources.interaction_log import InteractionLogSource
+from recsys.errors import DataError
 from recsys.train import train
 from tests.conftest import compose_config, require_data
 from tests.test_data_formats import make_log
@@ -90,3 +94,46 @@ def test_beauty_loads_with_the_published_convention():
     assert (data.num_users, data.num_items, len(data.train)) == (52204, 52893, 284530)
     dropped = {s["file"]: s["rows_removed"] for s in data.report["steps"] if s["step"] == "drop_unknown_ids"}  # fmt: skip
     assert dropped == {"valid": 1397, "test": 4184}
+
+
+BEAUTY_LAYOUT = {
+    "format": "whitespace",
+    "header": False,
+    "columns": {"user": 0, "item": 1, "rating": 2},
+}
+TRAIN_LINES = "".join(f"{u} {i} 1\n" for u in range(5) for i in range(4))
+
+
+def presplit(folder: Path, valid: str, test: str) -> InteractionLogSource:
+    for name, text in (("train", TRAIN_LINES), ("valid", valid), ("test", test)):
+        (folder / f"{name}.txt").write_text(text)
+    paths = {n: str(folder / f"{n}.txt") for n in ("train", "valid", "test")}
+    return InteractionLogSource(**paths, **BEAUTY_LAYOUT)
+
+
+@pytest.mark.parametrize(
+    ("valid", "test", "message"),
+    [
+        ("0 9 1\n", "1 9 1\n2 9 x\n", r"test.txt: row 2, column 2 \(rating\): 'x' is not a number"),
+        ("0 9 1\n1 9 1 extra\n", "1 9 1\n", r"valid.txt: line 2 has 4 fields, the first row 3"),
+        ("0 9 1\n", "1 9 inf\n", r"test.txt: row 1, column 2 \(rating\): 'inf' is not a finite"),
+    ],
+    ids=["bad_value", "extra_field", "non_finite"],
+)
+def test_bad_line_in_a_presplit_file_names_the_file_and_line(tmp_path, valid, test, message):
+    with pytest.raises(DataError, match=message):
+        presplit(tmp_path, valid, test)()
+
+
+def test_short_and_blank_lines_and_new_ids_in_valid_and_test_are_counted(tmp_path):
+    data = presplit(tmp_path, "0 3 1\n\n7 1 1\n", "1 2 1\n2\n1 77 1\n")()
+    counted = {(s["step"], s["file"]): s["rows_removed"] for s in data.report["steps"] if s.get("rows_removed")}  # fmt: skip
+    assert counted == {
+        ("drop_blank_rows", "valid"): 1,
+        ("drop_unknown_ids", "valid"): 1,  # user 7 occurs only in valid
+        ("drop_seen_pairs", "valid"): 1,
+        ("drop_missing_ids", "test"): 1,  # "2": no item
+        ("drop_unknown_ids", "test"): 1,  # item 77 occurs only in test
+        ("drop_seen_pairs", "test"): 1,
+    }
+    assert data.report["rows_read"] == 20 + 3 + 3

@@ -72,7 +72,8 @@ def test_negative_downsampling_is_recorded_and_corrected(tiny_cfg, tmp_path):
     )
     report = json.loads((tmp_path / "run" / "data_report.json").read_text())
     step = next(s for s in report["steps"] if s["step"] == "downsample_label_negatives")
-    assert step["keep_rate"] == 0.1 and step["rows_dropped"] > 0
+    assert step["keep_rate"] == 0.1 and step["rows_removed"] > 0
+    assert report["rows_read"] == report["rows_removed"] + report["rows_kept"]["total"]
     assert report["label_negative_keep_rate"] == 0.1
     assert metrics["propensity/label_negative_keep_rate"] == pytest.approx(0.1)
     train_labels = objects["data"].train.labels

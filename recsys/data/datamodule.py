@@ -13,6 +13,8 @@ from omegaconf import DictConfig
 
 from recsys.csr import UserItemCSR
 from recsys.data.ingest.labels import downsample_negatives
+from recsys.data.ingest.report import drop_after_finish
+from recsys.data.ingest.split_check import check_splits
 from recsys.data.interactions import InteractionData
 from recsys.data.loaders import NegativeSampler, RankingBatches, TrainBatches
 
@@ -42,21 +44,22 @@ class InteractionDataModule(pl.LightningDataModule):
 
     # ----- loading -----
     def load(self) -> InteractionData:
-        """Load (once) and return the data; also usable without a Trainer."""
+        """Load (once) and return the data; also usable without a Trainer. An empty validation or
+        test split is a DataError here, before any model or Trainer is built."""
         if self.data is None:
             data = self.source()
             if self.label_negative_keep_rate < 1 and data.train.labels is not None:
+                rows_in = len(data.train)
                 data.train, dropped = downsample_negatives(
                     data.train, self.label_negative_keep_rate, self.seed
                 )
-                data.report.setdefault("steps", []).append(
-                    {
-                        "step": "downsample_label_negatives",
-                        "keep_rate": self.label_negative_keep_rate,
-                        "rows_dropped": dropped,
-                    }
-                )
+                drop_after_finish(
+                    data.report, "downsample_label_negatives", "train", rows_in, dropped,
+                    "label-0 training row not drawn (loader.label_negative_keep_rate)",
+                    keep_rate=self.label_negative_keep_rate,
+                )  # fmt: skip
             data.report["label_negative_keep_rate"] = self.label_negative_keep_rate
+            check_splits(data)
             self.data = data
         return self.data
 

@@ -1,6 +1,8 @@
 """Cleaning steps on a `LogTable`, each optional, each recorded in the `DataReport` with the rows it
-removed and why. Order: missing ids -> unparseable values -> duplicates -> rating threshold -> k-core
-(de-duplicating before the threshold means a user's latest rating of an item is the one judged).
+removed and why. Order: blank rows -> ids holding a line break -> missing ids
+-> unparseable values -> duplicates -> rating threshold -> k-core (de-duplicating before the threshold
+means a user's latest rating of an item is the one judged). The first two always run: a blank line
+holds no interaction, and a vocabulary file holds one id per line.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from recsys.data.ingest.log_table import VALUE_FIELDS, LogTable
 from recsys.data.ingest.report import DataReport
@@ -35,6 +38,49 @@ class Cleaning:
         return cls(**cfg)
 
 
+FLAG_REASONS = {
+    "blank": ("drop_blank_rows", "blank row: every field is empty (e.g. an empty line)"),
+}
+LINE_BREAKS = ("\n", "\r")  # what a one-id-per-line vocabulary file cannot hold (recsys.run_dir)
+
+
+def drop_flagged_rows(table: LogTable, report: DataReport, role: str) -> LogTable:
+    """Blank rows, as flagged by the text reader (Parquet has none)."""
+    for flag, (step, reason) in FLAG_REASONS.items():
+        if flag in table.flags:
+            removed = table.flags[flag]
+            report.drop(step, role, removed, reason, table.rows)
+            table = table.subset(~removed) if removed.any() else table
+    return table
+
+
+def holds_line_break(ids: np.ndarray) -> np.ndarray:
+    if len(ids) == 0:
+        return np.zeros(0, dtype=bool)
+    text = pd.Series(ids, dtype=object).astype(str)
+    found = [text.str.contains(end, regex=False).to_numpy(bool) for end in LINE_BREAKS]
+    return np.logical_or.reduce(found)
+
+
+def drop_line_break_ids(table: LogTable, report: DataReport, role: str) -> LogTable:
+    """Rows whose user or item id holds "\n" or "\r" (a quoted CSV field may): such an id could
+    not be saved in, nor read back from, the run's vocabulary files."""
+    bad_user, bad_item = holds_line_break(table.user_ids), holds_line_break(table.item_ids)
+    users = np.append(bad_user, False)[table.user]  # code -1 (missing) picks the trailing False
+    items = np.append(bad_item, False)[table.item]
+    removed = users | items
+    report.drop(
+        "drop_line_break_ids",
+        role,
+        removed,
+        "user or item id holds a line break (\\n or \\r); vocabulary files hold one id per line",
+        table.rows,
+        line_break_user=int(users.sum()),
+        line_break_item=int(items.sum()),
+    )
+    return table.subset(~removed) if removed.any() else table
+
+
 def drop_missing_ids(table: LogTable, report: DataReport, role: str, enabled: bool) -> LogTable:
     missing = (table.user < 0) | (table.item < 0)
     if missing.any() and not enabled:
@@ -48,7 +94,7 @@ def drop_missing_ids(table: LogTable, report: DataReport, role: str, enabled: bo
         "drop_missing_ids",
         role,
         missing,
-        "user or item id empty or NaN",
+        "user or item id is an empty field or a Parquet null",
         table.rows,
         missing_user=int((table.user < 0).sum()),
         missing_item=int((table.item < 0).sum()),
@@ -140,6 +186,8 @@ def clean(
     table: LogTable, report: DataReport, role: str, cfg: Cleaning, filter_core: bool = True
 ) -> LogTable:
     """All configured steps in order; `filter_core=False` skips k-core (valid/test files)."""
+    table = drop_flagged_rows(table, report, role)
+    table = drop_line_break_ids(table, report, role)
     table = drop_missing_ids(table, report, role, cfg.drop_missing_ids)
     table = drop_invalid_values(table, report, role)
     if cfg.deduplicate:

@@ -3,7 +3,8 @@
 Categorical columns become codes (0 = missing or unknown, then categories in sorted order),
 multi-valued columns like genres `a|b|c` a multi-hot matrix, numeric columns standardised values
 (missing -> 0, the mean). Rows for ids outside the vocabulary are ignored and counted; vocabulary
-ids without a row get the missing value, also counted.
+ids without a row get the missing value, also counted. Ids are read as the interaction reader reads
+them: exactly as written, `NA` or `null` included; only an empty field has no id.
 """
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from recsys.data.ingest.log_table import canonical_ids, describe_column
-from recsys.data.ingest.readers import read_frame, resolve_columns
+from recsys.data.ingest.log_table import canonical_ids
+from recsys.data.ingest.readers import describe_column, read_frame, resolve_columns
 from recsys.data.ingest.vocab import Vocabulary
 from recsys.data.interactions import FeatureTable
 from recsys.errors import DataError
@@ -99,8 +100,9 @@ def build_features(
     if spec.title is not None:
         wanted["title"] = spec.title
     cols = resolve_columns(path, list(frame.columns), wanted, spec.header)
+    check_scalar(frame[cols["id"]], path, describe_column("id", cols["id"]))
     ids = canonical_ids(frame[cols["id"]])
-    missing = pd.Index(ids).str.strip() == ""
+    missing = ids == ""
     duplicate = pd.Index(ids).duplicated(keep="last") & ~missing
     index = vocab.lookup(ids)
     use = ~missing & ~duplicate & (index >= 0)
@@ -147,5 +149,19 @@ def build_features(
     titles = None
     if spec.title is not None:
         titles = np.full(n, "", dtype=object)
-        titles[index[use]] = rows[cols["title"]].astype(str).to_numpy()
+        text = rows[cols["title"]].fillna("").astype(str)
+        broken = text.str.contains("\n", regex=False) | text.str.contains("\r", regex=False)
+        facts["titles_line_breaks_replaced"] = int(broken.sum())  # one title per vocabulary line
+        titles[index[use]] = text.str.replace(r"\r\n|\r|\n", " ", regex=True).to_numpy()
     return table, titles, facts
+
+
+def check_scalar(values: pd.Series, path: object, column: str) -> None:
+    """A Parquet list/struct/map id column has no one id per row: refuse it by name."""
+    nested = values.map(lambda v: isinstance(v, (list, dict, tuple, np.ndarray))).to_numpy(bool)
+    if nested.any():
+        at = int(nested.argmax())
+        raise DataError(
+            f"{path}: row {at + 1}, {column}: {values.iloc[at]!r} is a list or struct; "
+            "an id must be one string or number"
+        )

@@ -37,6 +37,8 @@ def label_key(value: object) -> tuple | None:
         number = float(value)
         return None if np.isnan(number) else ("number", number)
     text = str(value).strip()
+    if text == "":  # an empty field: text is read with no NA guessing, so it arrives as ""
+        return None
     try:
         number = float(text)
     except ValueError:

@@ -1,7 +1,9 @@
 """One interaction file as compact arrays: integer codes for ids, floats for values, file row numbers.
 
-Raw ids are kept as strings (an id is a label: `007` and `7` differ, and a CSV `7` equals a Parquet
-`"7"` or `7`). Codes index the file's own id list in order of first appearance; `vocab` later maps the
+Raw ids are kept as strings, exactly as written (an id is a label: `007` and `7` differ, ` a` and `a`
+differ, `NA` and `null` are ids, and a CSV `7` equals a Parquet `"7"` or `7`). A missing id is an empty
+field or a Parquet null, nothing else. A text row whose every field is empty (a blank line) is flagged
+for cleaning to count out; a row with more fields than the header is an error naming its line. Codes index the file's own id list in order of first appearance; `vocab` later maps the
 training ids to contiguous indices. Row numbers count data rows from 1 (the header is not a row), so
 every error and every dropped row can be found in an editor.
 """
@@ -17,20 +19,23 @@ import pandas as pd
 import pyarrow as pa
 
 from recsys.data.ingest.labels import LabelMap
+from recsys.data.ingest.parquet import iter_parquet
 from recsys.data.ingest.readers import (
+    BLANK,
     CHUNK_ROWS,
     FORMATS,
     check_file,
+    describe_column,
     found_columns,
     infer_format,
-    iter_parquet,
     iter_text,
     resolve_columns,
 )
+from recsys.data.ingest.values import parse_value, refusal
 from recsys.errors import DataError
 
 VALUE_FIELDS = ("rating", "timestamp", "label")
-EPOCH = pd.Timestamp(0, tz="UTC")
+FLAGS = ("blank",)  # row problems found while reading, counted out by cleaning
 
 
 @dataclass
@@ -43,6 +48,7 @@ class LogTable:
     item_ids: np.ndarray
     values: dict[str, np.ndarray] = field(default_factory=dict)  # rating/timestamp/label, NaN = bad
     columns: dict[str, str | int] = field(default_factory=dict)  # field -> column in the file
+    flags: dict[str, np.ndarray] = field(default_factory=dict)  # FLAGS name -> (N,) bool
 
     def __len__(self) -> int:
         return int(self.rows.shape[0])
@@ -58,15 +64,11 @@ class LogTable:
             self.item_ids,
             {k: v[index] for k, v in self.values.items()},
             self.columns,
+            {k: v[index] for k, v in self.flags.items()},
         )
 
     def describe_column(self, name: str) -> str:
         return describe_column(name, self.columns.get(name, name))
-
-
-def describe_column(name: str, column: str | int) -> str:
-    """`column 'rating'`, or `column 'stars' (rating)` / `column 2 (rating)` when renamed."""
-    return f"column {column!r}" if column == name else f"column {column!r} ({name})"
 
 
 class _Codebook:
@@ -78,7 +80,7 @@ class _Codebook:
     def encode(self, values: pd.Series) -> np.ndarray:
         codes, uniques = pd.factorize(values, use_na_sentinel=True)
         uniques = canonical_ids(uniques)
-        blank = pd.Index(uniques, dtype=object).str.strip() == ""  # an empty id is a missing id
+        blank = uniques == ""  # an empty field is a missing id; "NA", " " or "null" are ids
         mapping = (
             self.index.get_indexer(uniques) if len(self.index) else np.full(len(uniques), -1)
         ).astype(np.int64)
@@ -104,45 +106,6 @@ def canonical_ids(values: pd.Index | pd.Series | np.ndarray) -> np.ndarray:
     out = series.astype(str).to_numpy(dtype=object)
     out[missing] = ""
     return out
-
-
-def parse_numbers(raw: pd.Series) -> np.ndarray:
-    """float64 values; NaN where the field is empty or not a number."""
-    if pd.api.types.is_bool_dtype(raw.dtype):
-        raw = raw.astype("float64")
-    if pd.api.types.is_numeric_dtype(raw.dtype):
-        return raw.to_numpy(dtype="float64", na_value=np.nan)
-    return pd.to_numeric(raw, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
-
-
-def parse_timestamps(raw: pd.Series, fmt: str | None) -> np.ndarray:
-    """Seconds since the epoch from numbers, datetimes or date strings (ISO 8601 unless `fmt`)."""
-    if pd.api.types.is_datetime64_any_dtype(raw.dtype):
-        when = raw.dt.tz_localize("UTC") if raw.dt.tz is None else raw
-        return ((when - EPOCH) / pd.Timedelta(seconds=1)).to_numpy("float64", na_value=np.nan)
-    seconds = parse_numbers(raw)
-    text = np.isnan(seconds) & raw.notna().to_numpy()
-    if text.any():
-        dates = pd.to_datetime(
-            pd.Series(raw[text].astype(str)), format=fmt or "ISO8601", errors="coerce", utc=True
-        )
-        seconds[text] = ((dates - EPOCH) / pd.Timedelta(seconds=1)).to_numpy(
-            "float64", na_value=np.nan
-        )
-    return np.floor(seconds)
-
-
-def _parse_value(
-    name: str, raw: pd.Series, timestamp_format: str | None, labels: LabelMap
-) -> np.ndarray:
-    if name == "timestamp":
-        return parse_timestamps(raw, timestamp_format)
-    if name == "label":
-        return labels.parse(raw)
-    return parse_numbers(raw)
-
-
-REASONS = {"rating": "is not a number", "timestamp": "is not a number of seconds or a date"}
 
 
 def read_log(
@@ -175,31 +138,32 @@ def read_log(
     cols = resolve_columns(path, found, columns, header)
     if label_map and "label" not in cols:
         raise DataError(f"{path}: label_map is set but columns.label is not (the column it maps)")
-    reasons = {**REASONS, "label": labels.reason}
     chunks = (
         iter_parquet(path, cols, chunk_rows)
         if fmt == "parquet"
         else iter_text(path, sep, header, cols, encoding, chunk_rows)
     )
     users, items = _Codebook(), _Codebook()
-    parts: dict[str, list[np.ndarray]] = {k: [] for k in ("user", "item", *cols)}
+    parts: dict[str, list[np.ndarray]] = {k: [] for k in ("user", "item", *cols, *FLAGS)}
     n = 0
     for chunk in chunks:
         # int32 codes right away: the parts of a 20M-row file are what the peak memory is made of.
         parts["user"].append(_narrow(users.encode(chunk["user"])))
         parts["item"].append(_narrow(items.encode(chunk["item"])))
+        # Rows that cleaning counts out before values matter (blank, missing id) raise nothing here.
+        flagged = _flag_rows(chunk, parts) | (parts["user"][-1] < 0) | (parts["item"][-1] < 0)
         for name in VALUE_FIELDS:
             if name not in cols:
                 continue
-            values = _parse_value(name, chunk[name], timestamp_format, labels)
-            bad = np.isnan(values)
+            values = parse_value(name, chunk[name], timestamp_format, labels)
+            bad = np.isnan(values) & ~flagged
             if on_invalid == "error" and bad.any():
                 at = int(bad.argmax())
                 raw = chunk[name].iloc[at]
                 raw = "" if pd.isna(raw) else str(raw)
                 raise DataError(
                     f"{path}: row {n + at + 1}, {describe_column(name, cols[name])}: "
-                    f"{raw!r} {reasons[name]}"
+                    f"{raw!r} {refusal(name, raw, labels)}"
                 )
             parts[name].append(values.astype("float32") if name != "timestamp" else values)
         n += len(chunk)
@@ -217,9 +181,19 @@ def read_log(
         merged.pop("item"),
         users.ids(),
         items.ids(),
-        merged,
+        {k: v for k, v in merged.items() if k not in FLAGS},
         cols,
+        {k: v for k, v in merged.items() if k in FLAGS},
     )
+
+
+def _flag_rows(chunk: pd.DataFrame, parts: dict[str, list[np.ndarray]]) -> np.ndarray:
+    """Appends the chunk's `FLAGS` masks (text files only) and returns their union."""
+    if BLANK not in chunk:
+        return np.zeros(len(chunk), dtype=bool)
+    blank = chunk.pop(BLANK).to_numpy(bool)
+    parts["blank"].append(blank)
+    return blank
 
 
 def _narrow(codes: np.ndarray) -> np.ndarray:

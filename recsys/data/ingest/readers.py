@@ -2,10 +2,17 @@
 
 Logs are read in chunks of rows so that a 20M-row file never sits in memory as Python strings;
 `log_table` turns each chunk into compact integer codes and floats right away.
+
+Text is read as strings with no NA guessing: `NA`, `null`, `None`, `nan` are ids like any other (a
+country code, an item name); only an empty field is missing. Every column is read (not only the
+mapped ones) so that a row with more fields than the header is an error naming its line, and a
+blank row (every field empty) is told apart from a row with missing ids.
 """
 
 from __future__ import annotations
 
+import re
+import zipfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
@@ -27,6 +34,11 @@ EXTENSIONS = {
     ".pq": "parquet",
 }
 CHUNK_ROWS = 500_000  # rows per chunk: the parser briefly holds them as Python strings (~100 MB)
+COMPRESSIONS = (".gz", ".bz2", ".zip", ".xz")  # pandas reads these by extension
+BLANK = "\x00blank"  # chunk column: True where every field of the row is empty (a blank line)
+# What a damaged, mislabelled or unreadable text file raises from pandas or the decompressors.
+TEXT_ERRORS = (pd.errors.ParserError, ValueError, OSError, EOFError, zipfile.BadZipFile)
+LIKELY_SEPS = (";", "\t", "|", ",")
 
 
 def infer_format(path: Path, fmt: str | None) -> str:
@@ -35,7 +47,7 @@ def infer_format(path: Path, fmt: str | None) -> str:
         if fmt not in FORMATS:
             raise DataError(f"{path}: format {fmt!r} is not one of {', '.join(FORMATS)}")
         return fmt
-    suffixes = [s.lower() for s in Path(path).suffixes if s.lower() not in (".gz", ".bz2", ".zip")]
+    suffixes = [s.lower() for s in Path(path).suffixes if s.lower() not in COMPRESSIONS]
     if suffixes and suffixes[-1] in EXTENSIONS:
         return EXTENSIONS[suffixes[-1]]
     raise DataError(
@@ -44,12 +56,41 @@ def infer_format(path: Path, fmt: str | None) -> str:
 
 
 def check_file(path: Path) -> Path:
+    """The path, if it is a readable, non-empty file; a DataError saying what it is otherwise."""
     path = Path(path).expanduser()
+    if path.is_dir():
+        raise DataError(
+            f"{path}: is a directory; give one file (a partitioned Parquet data set must be "
+            "written as one .parquet file first, e.g. pyarrow.dataset -> pyarrow.parquet.write_table)"
+        )
     if not path.is_file():
         raise DataError(f"{path}: file not found")
+    try:
+        with path.open("rb"):
+            pass
+    except OSError as err:
+        raise DataError(f"{path}: cannot open ({err.strerror or err})") from err
     if path.stat().st_size == 0:
         raise DataError(f"{path}: file is empty")
     return path
+
+
+def text_error(path: Path, fmt: str, err: Exception) -> DataError:
+    """One line for a text file pandas or a decompressor could not read."""
+    if isinstance(err, pd.errors.EmptyDataError):
+        return DataError(f"{path}: file is empty")
+    if isinstance(err, UnicodeDecodeError):
+        why = f"not {err.encoding} text (byte {err.object[err.start : err.start + 1]!r}); set data.encoding"
+    else:
+        why = " ".join(str(err).split()) or type(err).__name__
+        fields = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", why)
+        if fields:
+            want, line, saw = fields.groups()
+            return DataError(
+                f"{path}: line {line} has {saw} fields, the first row {want} "
+                "(an unquoted separator inside a field? quote it, or set data.sep)"
+            )
+    return DataError(f"{path}: cannot read as {fmt} text ({why})")
 
 
 def _text_kwargs(sep: str, header: bool, encoding: str) -> dict:
@@ -60,6 +101,7 @@ def _text_kwargs(sep: str, header: bool, encoding: str) -> dict:
         "encoding": encoding,
         "skip_blank_lines": False,
         "engine": "c" if len(sep) == 1 or sep == r"\s+" else "python",
+        "keep_default_na": False,  # `NA`, `null`, `nan` are ids; only an empty field is missing
     }
 
 
@@ -72,10 +114,8 @@ def found_columns(path: Path, fmt: str, sep: str | None, header: bool, encoding:
             raise DataError(f"{path}: cannot read as Parquet ({err})") from err
     try:
         first = pd.read_csv(path, nrows=0 if header else 1, **_text_kwargs(sep, header, encoding))
-    except pd.errors.EmptyDataError as err:
-        raise DataError(f"{path}: file is empty") from err
-    except (pd.errors.ParserError, UnicodeDecodeError) as err:
-        raise DataError(f"{path}: cannot parse as {fmt} text ({err})") from err
+    except TEXT_ERRORS as err:
+        raise text_error(path, fmt, err) from err
     return [str(c) for c in first.columns] if header else list(range(first.shape[1]))
 
 
@@ -110,9 +150,20 @@ def resolve_columns(
             raise DataError(
                 f"{path}: column {column!r} (columns.{field}) not found; columns found: "
                 + ", ".join(str(c) for c in found)
+                + _separator_hint(found)
             )
         out[field] = column
     return out
+
+
+def _separator_hint(found: list) -> str:
+    """A header read as one column that holds a likely delimiter: the file's delimiter differs."""
+    if len(found) != 1:
+        return ""
+    for sep in LIKELY_SEPS:
+        if sep in str(found[0]):
+            return f"; the file seems to be {sep!r}-separated: set data.sep"
+    return ""
 
 
 def _is_position(column: str | int) -> bool:
@@ -127,42 +178,28 @@ def iter_text(
     encoding: str = "utf-8",
     chunk_rows: int = CHUNK_ROWS,
 ) -> Iterator[pd.DataFrame]:
-    """Chunks of the mapped columns as Arrow-backed strings, one frame column per field."""
-    usecols = sorted(set(columns.values()), key=str)
+    """Chunks of the mapped columns as Arrow-backed strings, one frame column per field, plus
+    `BLANK`. All columns are parsed: with `usecols` pandas would silently cut a row with too many
+    fields; without, it raises naming the line."""
     try:
         reader = pd.read_csv(
             path,
-            usecols=usecols,
             dtype="string[pyarrow]",
             chunksize=chunk_rows,
             **_text_kwargs(sep, header, encoding),
         )
         for chunk in reader:
-            yield pd.DataFrame({f: chunk[c] for f, c in columns.items()})
-    except pd.errors.EmptyDataError as err:
-        raise DataError(f"{path}: file is empty") from err
-    except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as err:
-        raise DataError(f"{path}: cannot parse as {sep!r}-separated text ({err})") from err
+            if not header:
+                chunk.columns = list(range(chunk.shape[1]))
+            blank = (chunk.fillna("") == "").all(axis=1).to_numpy(bool)
+            yield pd.DataFrame({**{f: chunk[c] for f, c in columns.items()}, BLANK: blank})
+    except TEXT_ERRORS as err:
+        raise text_error(path, f"{sep!r}-separated", err) from err
 
 
-def _arrow_strings(t: pa.DataType) -> pd.ArrowDtype | None:
-    return pd.ArrowDtype(t) if pa.types.is_string(t) or pa.types.is_large_string(t) else None
-
-
-def iter_parquet(
-    path: Path, columns: dict[str, str | int], chunk_rows: int = CHUNK_ROWS
-) -> Iterator[pd.DataFrame]:
-    """Chunks of the mapped columns with their Parquet types (ints stay ints, strings stay strings)."""
-    names = list(pq.read_schema(path).names)
-    cols = {f: names[c] if isinstance(c, int) else c for f, c in columns.items()}
-    try:
-        for batch in pq.ParquetFile(path).iter_batches(
-            batch_size=chunk_rows, columns=sorted(set(cols.values()))
-        ):
-            frame = batch.to_pandas(types_mapper=_arrow_strings)
-            yield pd.DataFrame({f: frame[c] for f, c in cols.items()})
-    except (pa.ArrowException, OSError) as err:
-        raise DataError(f"{path}: cannot read as Parquet ({err})") from err
+def describe_column(name: str, column: str | int) -> str:
+    """`column 'rating'`, or `column 'stars' (rating)` / `column 2 (rating)` when renamed."""
+    return f"column {column!r}" if column == name else f"column {column!r} ({name})"
 
 
 def read_frame(
@@ -185,13 +222,9 @@ def read_frame(
             raise DataError(f"{path}: cannot read as Parquet ({err})") from err
     sep = sep or FORMATS[fmt]
     try:
-        frame = pd.read_csv(
-            path, dtype=str, keep_default_na=False, **_text_kwargs(sep, header, encoding)
-        )
-    except pd.errors.EmptyDataError as err:
-        raise DataError(f"{path}: file is empty") from err
-    except (pd.errors.ParserError, UnicodeDecodeError) as err:
-        raise DataError(f"{path}: cannot parse as {fmt} text ({err})") from err
+        frame = pd.read_csv(path, dtype=str, **_text_kwargs(sep, header, encoding))
+    except TEXT_ERRORS as err:
+        raise text_error(path, fmt, err) from err
     if not header:
         frame.columns = list(range(frame.shape[1]))
     return frame
@@ -211,10 +244,8 @@ def read_delimited(
             encoding=encoding,
             dtype=str,
         )
-    except pd.errors.EmptyDataError as err:
-        raise DataError(f"{path}: file is empty") from err
-    except (pd.errors.ParserError, UnicodeDecodeError) as err:
-        raise DataError(f"{path}: cannot parse as {sep!r}-separated text ({err})") from err
+    except TEXT_ERRORS as err:
+        raise text_error(path, f"{sep!r}-separated", err) from err
     need = min_columns if min_columns is not None else len(names)
     if frame.shape[1] < need:
         raise DataError(

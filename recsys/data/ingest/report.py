@@ -91,6 +91,33 @@ class DataReport:
         }
 
 
+def drop_after_finish(
+    report: dict[str, Any],
+    step: str,
+    role: str,
+    rows_in: int,
+    removed: int,
+    reason: str,
+    **extra: Any,
+) -> None:
+    """Record in a finished report a drop made after loading (label down-sampling in the
+    datamodule), keeping `rows_read = rows_removed + rows_kept` true."""
+    report["steps"].append(
+        {"step": step, "file": role, "rows_in": rows_in, "rows_removed": removed,
+         "rows_out": rows_in - removed, "reason": reason, **extra}
+    )  # fmt: skip
+    if "rows_read" not in report:  # a source without counted files: the step is all there is
+        return
+    by_step = report.setdefault("rows_removed_by_step", {})
+    if removed:
+        by_step[step] = by_step.get(step, 0) + removed
+    report["rows_removed"] += removed
+    report["rows_kept"][role] -= removed
+    report["rows_kept"]["total"] -= removed
+    if report["rows_read"] != report["rows_removed"] + report["rows_kept"]["total"]:
+        raise RuntimeError(f"data report does not add up after {step}: {report}")
+
+
 def format_report(report: dict[str, Any], summary: dict[str, Any]) -> str:
     """Plain-text rendering: the summary, then one line per step."""
     lines = [f"data: {summary.get('name')} ({report.get('source', '?')})"]

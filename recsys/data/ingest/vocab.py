@@ -1,4 +1,5 @@
-"""Vocabularies: raw ids (strings) <-> contiguous indices, saved with every run as one id per line.
+"""Vocabularies: raw ids (strings) <-> contiguous indices, saved with every run as one id per line
+(`recsys.run_dir.encode_vocabulary` writes and reads them; a run directory owns its files).
 
 The order is natural: numeric ids sort as numbers (so ids 0..n-1 keep their index), other ids as
 strings. It depends only on the set of ids, never on file order or format, which is what makes a
@@ -8,7 +9,6 @@ CSV, a TSV and a Parquet copy of one log give the same indices.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -44,12 +44,9 @@ class Vocabulary:
 
     def lookup(self, raw_ids: np.ndarray) -> np.ndarray:
         """Index of each raw id; -1 where the id is not in the vocabulary."""
-        index = pd.Index(np.asarray(self.ids, dtype=object).astype(str), dtype=object)
-        return index.get_indexer(pd.Index(np.asarray(raw_ids).astype(str), dtype=object))
+        return as_text(self.ids).get_indexer(as_text(raw_ids))
 
-    def save(self, path: str | Path) -> None:
-        Path(path).write_text("".join(f"{x}\n" for x in self.ids))
 
-    @classmethod
-    def load(cls, path: str | Path) -> Vocabulary:
-        return cls(np.asarray(Path(path).read_text().splitlines(), dtype=object))
+def as_text(ids: np.ndarray) -> pd.Index:
+    """Ids as Python strings; numpy's fixed-width `str` arrays would drop trailing NUL characters."""
+    return pd.Index([str(x) for x in np.asarray(ids, dtype=object)], dtype=object)
