@@ -25,7 +25,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch import Tensor
 
 from recsys import run_loading
-from recsys.config_targets import load_trusted
+from recsys.config.trusted import load_trusted
 from recsys.errors import DataError, RunError
 from recsys.models.contracts import PropensityScorer, Scorer, ScorerInputs
 
@@ -158,7 +158,7 @@ class RunDir:
 
     # ----- readers -----
     def config(self) -> DictConfig:
-        """The resolved config, after every class it names passed `recsys.config_targets`: a run
+        """The resolved config, after every class it names passed `recsys.config.trusted`: a run
         directory from elsewhere is data, so its config may build recsys's own classes only."""
         if not self.root.is_dir():
             what = "is a file, not a run directory" if self.root.exists() else "does not exist"

@@ -16,7 +16,7 @@ HOOKED = "model.scorer._target_=tests.serving_support.MFWithPropensity"
 
 @pytest.fixture(scope="module", autouse=True)
 def trust_the_hooked_scorer():
-    """The run names a class of the tests, which its reader vouches for (config_targets)."""
+    """The run names a class of the tests, which its reader vouches for (recsys.config.trusted)."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("RECSYS_TRUSTED_TARGETS", HOOKED.split("=")[1])
         yield

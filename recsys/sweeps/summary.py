@@ -27,7 +27,7 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from recsys.config_targets import load_trusted
+from recsys.config.trusted import load_trusted
 from recsys.run_dir import write_atomic
 from recsys.sweeps.status import DONE, FAILED, read_status
 

@@ -29,7 +29,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from pytorch_lightning.strategies.launchers import subprocess_script
 
 from recsys.cli import run_or_explain
-from recsys.config_targets import check_rerun
+from recsys.config.trusted import check_rerun
 from recsys.errors import ConfigError
 from recsys.sweeps.resolvers import parallel_trials
 from recsys.sweeps.status import recorded_trial

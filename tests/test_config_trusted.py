@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from recsys.config_targets import check_target
+from recsys.config.trusted import check_target
 from recsys.errors import ConfigError
 from recsys.run_dir import RunDir
 from recsys.serving.exporter import export_from_config
