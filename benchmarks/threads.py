@@ -1,6 +1,7 @@
 """One training epoch of the default synthetic MF at 1, 2 and `auto` intra-op threads (CPU).
 
     python -m benchmarks.threads              # writes benchmarks/results/threads_cpu.json
+    python -m benchmarks.threads --busy 1     # the same beside one CPU-bound process (threads_cpu_busy.json)
     python -m benchmarks.threads --smoke      # tiny data, one round, prints only (a check it runs)
 
 Checks the rule of `threads: auto` (recsys/perf/threads.py) where it matters: run it on a quiet
@@ -13,7 +14,9 @@ machine drifts), the first epoch of each fit is warm-up, and the median epoch is
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import multiprocessing
 import os
 import platform
 import statistics
@@ -28,6 +31,26 @@ from recsys.data.datamodule import build_datamodule
 from recsys.perf.threads import auto_threads, available_cores, resolve_threads
 
 SMOKE = ["data.num_users=100", "data.num_items=100", "data.mean_interactions=10"]
+
+
+def _spin(stop) -> None:
+    while not stop.is_set():
+        sum(range(10_000))
+
+
+@contextlib.contextmanager
+def busy_machine(processes: int):
+    """`processes` CPU-bound neighbours for the duration: the shared machine the rule is for."""
+    stop = multiprocessing.Event()
+    workers = [multiprocessing.Process(target=_spin, args=(stop,)) for _ in range(processes)]
+    for w in workers:
+        w.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        for w in workers:
+            w.join(timeout=10)
 
 
 def epoch_seconds(cfg, dm, threads: int, epochs: int, warmup: int = 1) -> list[float]:
@@ -47,6 +70,7 @@ def main() -> None:
     parser.add_argument(
         "--smoke", action="store_true", help="tiny data, 1 epoch, no warm-up, write nothing"
     )
+    parser.add_argument("--busy", type=int, default=0, help="CPU-bound processes running beside")
     args = parser.parse_args()
     rounds, epochs = (1, 1) if args.smoke else (args.rounds, args.epochs)
 
@@ -56,9 +80,11 @@ def main() -> None:
     auto, why = resolve_threads("auto")
     settings = {"1": 1, "2": 2, "auto": auto}
     seconds: dict[str, list[float]] = {name: [] for name in settings}
-    for _ in range(rounds):
-        for name, threads in settings.items():
-            seconds[name] += epoch_seconds(cfg, dm, threads, epochs, warmup=0 if args.smoke else 1)
+    with busy_machine(args.busy):
+        for _ in range(rounds):
+            for name, threads in settings.items():
+                warmup = 0 if args.smoke else 1
+                seconds[name] += epoch_seconds(cfg, dm, threads, epochs, warmup)
 
     result = {
         "what": "one training epoch, default synthetic MF (conf/train.yaml), CPU, validation off",
@@ -66,6 +92,7 @@ def main() -> None:
         "auto": {"threads": auto, "why": why, "rule_without_env": auto_threads(available_cores())},
         "machine": {"cpu": platform.processor() or platform.machine(), "cpu_count": os.cpu_count(),
                     "load_avg_1m": os.getloadavg()[0]},  # fmt: skip
+        "busy_neighbours": args.busy,
         "torch": torch.__version__,
         "settings": {
             name: {"threads": settings[name], "epoch_s": statistics.median(s),
@@ -76,7 +103,8 @@ def main() -> None:
     text = json.dumps(result, indent=2)
     print(text)
     if not args.smoke:
-        results_path("threads_cpu.json").write_text(text + "\n")
+        name = "threads_cpu_busy.json" if args.busy else "threads_cpu.json"
+        results_path(name).write_text(text + "\n")
 
 
 if __name__ == "__main__":
