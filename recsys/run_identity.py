@@ -91,9 +91,18 @@ def identity_differences(saved: dict[str, Any], current: dict[str, Any]) -> list
     ]
 
 
-def check_resume(path: str | Path, identity: dict[str, Any], module: torch.nn.Module) -> None:
-    """Before `fit(ckpt_path=...)`: the checkpoint's data and weight shapes are this run's."""
+def check_resume(
+    path: str | Path, identity: dict[str, Any], module: torch.nn.Module, max_epochs: int | None
+) -> None:
+    """Before `fit(ckpt_path=...)`: the checkpoint's data and weight shapes are this run's, and it
+    has epochs left to train (Lightning refuses a checkpoint past max_epochs with a traceback)."""
     checkpoint = read_checkpoint(path)
+    epoch = checkpoint.get("epoch")
+    if isinstance(epoch, int) and max_epochs not in (None, -1) and epoch > max_epochs:
+        raise RunError(
+            f"ckpt_path={path}: saved at epoch {epoch}, past trainer.max_epochs={max_epochs}; "
+            f"set trainer.max_epochs to {epoch} or more"
+        )
     saved = checkpoint.get(CHECKPOINT_KEY)
     if saved is not None:
         if saved["data_fingerprint"] != identity["data_fingerprint"]:

@@ -188,7 +188,7 @@ def _train_into(run: RunDir, cfg: DictConfig, guard: RunGuard) -> tuple[dict, di
         objects[k] for k in ("datamodule", "data", "module", "trainer")
     )
     if cfg.get("ckpt_path"):  # before anything is written: a wrong checkpoint leaves no trace
-        check_resume(cfg.ckpt_path, objects["identity"], module)
+        check_resume(cfg.ckpt_path, objects["identity"], module, trainer.max_epochs)
     if trainer.is_global_zero:
         write_run_inputs(run, cfg, data, objects["inputs"], objects["identity"])
     estimate = estimate_training_memory(module, datamodule)

@@ -81,6 +81,27 @@ def test_resume_without_the_runs_overrides_restores_its_config(run):
     assert metrics["epochs"] == 3
 
 
+def test_resume_keeps_the_runs_epochs_and_callbacks_under_a_key_the_user_sets(run):
+    # The run trained 2 epochs (TINY); the default is 30. Only the progress bar is the user's.
+    data = [o for o in TINY if o.startswith("data.")]
+    overrides = [*data, "trainer.enable_progress_bar=false", f"ckpt_path={run}/checkpoints/last.ckpt"]
+    with command_line(*overrides):
+        metrics, _ = train(compose_config(overrides, run))
+    resolved = OmegaConf.load(run / ".hydra" / "resolved.yaml")
+    assert resolved.trainer.max_epochs == 2 and resolved.trainer.enable_progress_bar is False
+    assert resolved.callbacks.progress_bar is None and metrics["epochs"] == 2
+
+
+def test_resume_past_max_epochs_says_what_to_raise(run):
+    # As a run early-stopped after 5 epochs of a 100-epoch recipe, resumed under 2 epochs.
+    last = run / "checkpoints" / "last.ckpt"
+    torch.save({**torch.load(last, weights_only=True), "epoch": 5}, last)
+    overrides = [*TINY, f"ckpt_path={last}"]
+    match = r"saved at epoch 5, past trainer.max_epochs=2; set trainer.max_epochs to 5 or more"
+    with command_line(*overrides), pytest.raises(RunError, match=match):
+        train(compose_config(overrides, run))
+
+
 def test_command_line_asking_for_another_model_is_refused_before_training(run):
     before = (run / "metrics.json").read_bytes()
     overrides = [*TINY, "model.dim=8", f"ckpt_path={run}/checkpoints/last.ckpt"]
