@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -25,6 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch import Tensor
 
 from recsys import run_loading
+from recsys.atomic_files import write_atomic, write_json
 from recsys.config.trusted import load_trusted
 from recsys.errors import DataError, RunError
 from recsys.models.contracts import PropensityScorer, Scorer, ScorerInputs
@@ -36,32 +35,6 @@ SPLITS = ("train", "valid", "test")
 # The only characters a one-id-per-line vocabulary cannot hold; every other character (tabs,
 # spaces, U+2028, ...) is kept as it is, because lines are split on "\n" alone.
 LINE_ENDS = ("\n", "\r")
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Replace `path` with `data` all at once: readers see the old file or the new, never a part."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)  # the rename itself survives a power cut
-    finally:
-        os.close(dir_fd)
-
-
-def write_json(path: Path, obj: dict) -> None:
-    """Sorted, indented JSON, written atomically (run reports, segment and audience summaries)."""
-    text = json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n"
-    write_atomic(path, text.encode())
 
 
 def encode_vocabulary(ids, what: str) -> bytes:

@@ -86,7 +86,7 @@ def test_payload_anywhere_in_the_config_is_named(mf_run, tmp_path, key_path, nam
         "pandas.read_pickle",
         "recsys.serving.exporter.shutil.rmtree",  # a module re-exported by a recsys module
         "recsys.serving.exporter.Path",  # a class imported into a recsys module
-        "recsys.run_dir.write_atomic",  # recsys's own file writer
+        "recsys.atomic_files.write_atomic",  # recsys's own file writer
         "recsys.run_dir.RunDir.write_json",  # a method, not a module-level class
         "recsys.run_dir.__builtins__",
         "${oc.env:HOME}",

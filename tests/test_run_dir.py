@@ -10,8 +10,9 @@ import pandas as pd
 import pytest
 import torch
 
+from recsys.atomic_files import write_atomic
 from recsys.errors import DataError
-from recsys.run_dir import RunDir, write_atomic
+from recsys.run_dir import RunDir
 from recsys.serving import loader
 from recsys.serving.exporter import write_export_vocabularies
 from recsys.serving.manifest import write_manifest

@@ -21,6 +21,7 @@ from sklearn.cluster import KMeans
 from sklearn.metrics import adjusted_rand_score, silhouette_score
 from torch import nn
 
+from recsys.atomic_files import write_json
 from recsys.data.interactions import FeatureTable
 from recsys.marketing.plots import plot_k_selection, plot_projection
 from recsys.marketing.profiles import (
@@ -29,7 +30,7 @@ from recsys.marketing.profiles import (
     to_markdown,
     users_with_history,
 )
-from recsys.run_dir import RunDir, write_json
+from recsys.run_dir import RunDir
 
 
 @dataclass

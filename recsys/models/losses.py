@@ -10,16 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from recsys.models.softmax_xent import shared_candidate_xent
+from recsys.models.softmax_xent import check_logq_mode, shared_candidate_xent
 from recsys.perf.scratch import ScratchBuffer
-
-LOGQ_MODES = ("counts", "streaming", "none")
-
-
-def check_logq_mode(loss: str, mode: str, allowed: tuple[str, ...] = LOGQ_MODES) -> str:
-    if mode not in allowed:
-        raise ValueError(f"{loss}: logq_correction must be one of {allowed}, got {mode!r}")
-    return mode
 
 
 class RetrievalLoss(nn.Module):

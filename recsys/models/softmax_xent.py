@@ -23,6 +23,16 @@ from torch import Tensor
 
 from recsys.perf.scratch import ScratchBuffer
 
+# How the softmax losses correct for sampling bias (logQ): training counts, a streaming estimate
+# of in-batch frequencies, or not at all.
+LOGQ_MODES = ("counts", "streaming", "none")
+
+
+def check_logq_mode(loss: str, mode: str, allowed: tuple[str, ...] = LOGQ_MODES) -> str:
+    if mode not in allowed:
+        raise ValueError(f"{loss}: logq_correction must be one of {allowed}, got {mode!r}")
+    return mode
+
 
 def biased_logits(
     user: Tensor, candidates: Tensor, bias: Tensor | None, scratch: ScratchBuffer | None = None

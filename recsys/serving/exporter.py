@@ -21,8 +21,9 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
+from recsys.atomic_files import write_atomic
 from recsys.errors import ConfigError, ExportError
-from recsys.run_dir import SPLITS, RunDir, TrainedRun, encode_vocabulary, write_atomic
+from recsys.run_dir import SPLITS, RunDir, TrainedRun, encode_vocabulary
 from recsys.serving import artifacts, publish
 from recsys.serving.manifest import environment, signature, write_manifest
 from recsys.serving.verify import verify

@@ -15,8 +15,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from recsys.atomic_files import write_json
 from recsys.cli import USER_ERRORS
-from recsys.run_dir import write_json
 
 log = logging.getLogger(__name__)
 

@@ -27,8 +27,8 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
+from recsys.atomic_files import write_atomic
 from recsys.config.trusted import load_trusted
-from recsys.run_dir import write_atomic
 from recsys.sweeps.status import DONE, FAILED, read_status
 
 log = logging.getLogger(__name__)
