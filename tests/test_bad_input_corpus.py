@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 
+from recsys.cli import USER_ERRORS, run_or_explain
 from tests.bad_inputs.cases import all_cases
 from tests.bad_inputs.harness import classify, expected_kind
 
@@ -22,3 +23,17 @@ def test_corpus_is_large_and_covers_every_area():
     areas = {c.area for c in CASES}
     assert len(CASES) >= 150, len(CASES)
     assert {"data", "config", "checkpoint", "export", "serving", "sweep", "training"} <= areas
+
+
+@pytest.mark.parametrize("error", USER_ERRORS, ids=lambda e: e.__name__)
+def test_every_error_a_case_may_end_in_is_one_line_and_exit_code_2_at_the_entry_points(
+    error, capsys
+):
+    def fails():
+        raise error("data.csv: row 3,\n column 'user' is empty")
+
+    with pytest.raises(SystemExit) as stopped:
+        run_or_explain(fails)
+    assert stopped.value.code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert lines == ["error: data.csv: row 3, column 'user' is empty"]
