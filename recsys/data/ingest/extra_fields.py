@@ -18,6 +18,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from recsys.errors import DataError
+
 log = logging.getLogger(__name__)
 
 EXTRA_FIELDS = "\x00extra_fields"  # chunk column: True for placeholders of lines with extra fields
@@ -73,3 +75,15 @@ def log_skipped(path: Path, skipped: list[tuple[int, int, int]], total: int) -> 
             "(cleaning.on_invalid: drop): %s%s",
             path, total, named, more,
         )  # fmt: skip
+
+
+def refuse_shifted_first_row(chunk: pd.DataFrame, path: Path) -> None:
+    """pandas reads a first data row with more fields than the header as row labels (an implicit
+    index) and every later row one field short, without a warning: refused, as no row can be
+    dropped to mend it. A chunked reader's own index is a RangeIndex."""
+    if not isinstance(chunk.index, pd.RangeIndex):
+        fields, extra = chunk.shape[1], chunk.index.nlevels
+        raise DataError(
+            f"{path}: line 2 has {fields + extra} fields, the header {fields} (an unquoted "
+            "separator inside a field? quote it, or set data.sep; or add the missing header names)"
+        )

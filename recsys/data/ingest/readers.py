@@ -22,7 +22,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from recsys.data.ingest.extra_fields import MAX_LOGGED, caught_chunks, log_skipped, put_back
+from recsys.data.ingest import extra_fields as extra
 from recsys.errors import DataError
 
 FORMATS = {"csv": ",", "tsv": "\t", "whitespace": r"\s+", "parquet": None}
@@ -199,28 +199,29 @@ def iter_text(
             **_text_kwargs(sep, header, encoding),
         )
         if not drop:
-            yield from (_fields(chunk, header, columns) for chunk in reader)
+            yield from (_fields(chunk, header, columns, path) for chunk in reader)
             return
         rows, named, total = 0, [], 0  # rows yielded so far; skipped lines for the log
-        for chunk, skipped in caught_chunks(reader):
-            frame = _fields(chunk, header, columns)
-            frame = put_back(frame, [line - header for line, _, _ in skipped], rows + 1)
-            named += skipped[: MAX_LOGGED - len(named)]
+        for chunk, skipped in extra.caught_chunks(reader):
+            frame = _fields(chunk, header, columns, path)
+            frame = extra.put_back(frame, [line - header for line, _, _ in skipped], rows + 1)
+            named += skipped[: extra.MAX_LOGGED - len(named)]
             total += len(skipped)
             rows += len(frame)
             yield frame
-        log_skipped(path, named, total)
+        extra.log_skipped(path, named, total)
     except TEXT_ERRORS as err:
         raise text_error(path, f"{sep!r}-separated", err, ON_INVALID_HINT) from err
 
 
 def _fields(
-    chunk: pd.DataFrame | None, header: bool, columns: dict[str, str | int]
+    chunk: pd.DataFrame | None, header: bool, columns: dict[str, str | int], path: Path
 ) -> pd.DataFrame:
     """The mapped columns of a chunk (None: no rows) under their field names, plus `BLANK`."""
     if chunk is None:
         empty = {f: pd.Series([], dtype="string[pyarrow]") for f in columns}
         return pd.DataFrame({**empty, BLANK: np.zeros(0, dtype=bool)})
+    extra.refuse_shifted_first_row(chunk, path)
     if not header:
         chunk.columns = list(range(chunk.shape[1]))
     blank = (chunk.fillna("") == "").all(axis=1).to_numpy(bool)
