@@ -167,8 +167,17 @@ def test_wrong_delimiter_says_which_it_seems_to_be(tmp_path):
 
 def test_row_with_too_many_fields_names_its_line(tmp_path):
     path = write(tmp_path, HEADER + GOOD + "u1,Shoes, red,3,1234\n")
-    with pytest.raises(DataError, match=f"^{path}: line 32 has 5 fields, the first row 4"):
+    with pytest.raises(DataError, match=f"^{path}: line 32 has 5 fields, the first row 4") as err:
         load(path)
+    assert str(err.value).endswith("set cleaning.on_invalid: drop to drop and count such rows")
+
+
+@pytest.mark.parametrize("cleaning", [{}, {"on_invalid": "drop"}])
+def test_first_row_with_an_extra_field_is_refused_not_shifted(tmp_path, cleaning):
+    # pandas would take the first column as row labels and shift every row's ids silently
+    path = write(tmp_path, "user,item\nu1,i1,x\nu2,i2\n")
+    with pytest.raises(DataError, match=f"^{path}: line 2 has 3 fields, the header 2"):
+        load(path, columns={"user": "user", "item": "item"}, cleaning=cleaning)
 
 
 def test_byte_order_mark_and_crlf_read_the_same(tmp_path):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 
+from recsys.data.ingest.log_table import read_log
 from recsys.data.sources.interaction_log import InteractionLogSource
 from recsys.errors import DataError
 from tests.bad_input_support import COLUMNS, GOOD, HEADER, load, step, write
@@ -146,3 +147,30 @@ def test_ids_holding_a_line_break_are_counted_others_kept(tmp_path):
     assert (broken["rows_removed"], broken["example_rows"]) == (2, [31, 32])
     assert (broken["line_break_user"], broken["line_break_item"]) == (1, 1)
     assert set(odd) <= set(data.user_ids)
+
+
+def test_rows_with_extra_fields_are_a_counted_drop_when_asked(tmp_path, caplog):
+    extra = "u1,Shoes, red,3,1234\n\nu2,i9,3,5\nu3,i8,1,2,3,4\n"
+    path = write(tmp_path, HEADER + GOOD + extra)
+    report = load(path, cleaning={"on_invalid": "drop"})
+    dropped = step(report, "drop_extra_field_rows")
+    assert (dropped["rows_removed"], dropped["example_rows"]) == (2, [31, 34])
+    assert report["rows_read"] == 34 and report["rows_removed_by_step"]["drop_blank_rows"] == 1
+    # the log names the file lines (the header is line 1) and the fields seen
+    assert "line 32 (5 fields, expected 4), line 35 (6 fields, expected 4)" in caplog.text
+    # nothing else changes: the same rows are kept as from the file without them
+    clean = load(write(tmp_path, HEADER + GOOD + "u2,i9,3,5\n", "clean.csv"))
+    assert report["rows_kept"] == clean["rows_kept"]
+
+
+def test_rows_with_extra_fields_keep_their_row_numbers_across_chunks(tmp_path):
+    lines = [f"u{k},i{k},3,{k}" + (",x" * (k % 7 == 0) if k else "") for k in range(40)]
+    path = write(tmp_path, HEADER + "\n".join(lines) + "\nu1,i1,1,1,x\nu2,i2,1,1,x\n")
+    whole = read_log(path, COLUMNS, on_invalid="drop")
+    extra = whole.flags["extra_fields"]
+    assert whole.rows[extra].tolist() == [8, 15, 22, 29, 36, 41, 42]
+    assert whole.user_ids.tolist() == [f"u{k}" for k in range(40) if k == 0 or k % 7]
+    for chunk_rows in (1, 2, 5):  # the last read of 1 and 5 finds only the two skipped lines
+        chunked = read_log(path, COLUMNS, on_invalid="drop", chunk_rows=chunk_rows)
+        assert (chunked.rows == whole.rows).all() and (chunked.user == whole.user).all()
+        assert (chunked.flags["extra_fields"] == extra).all()

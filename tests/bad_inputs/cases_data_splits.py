@@ -1,6 +1,7 @@
 """Data cases, part 2: empty validation/test splits (refused at load, naming the split and the
-report step), pre-split `user item 1` files with bad lines, side-feature files with bad rows, and
-the report after label down-sampling. Part 1: cases_data.py."""
+report step), pre-split `user item 1` files with bad lines, rows with extra fields dropped and counted
+(`on_invalid: drop`), side-feature files with bad rows, and the report after label down-sampling.
+Part 1: cases_data.py."""
 
 from __future__ import annotations
 
@@ -117,6 +118,46 @@ def presplit_cases() -> list[Case]:
     return cases
 
 
+def extra_field_cases() -> list[Case]:
+    """`on_invalid: drop`: each row with more fields than the first is one counted drop at its row."""
+    drop = {"on_invalid": "drop"}
+    logs = {  # name: (text, rows read, rows with extra fields, other drops)
+        "one_row": (HEADER + GOOD + "u0,Shoes, red,3,4\n", N + 1, [N + 1], {}),
+        "scattered_with_blank_and_bad_value": (
+            HEADER + "u9,i0,3,1\nu0,i1,3,1,x\n" + GOOD + "\nu9,i9,3,1,x,y\nu9,i8,x,1\n",
+            N + 5, [2, N + 4], {"drop_blank_rows": 1, "drop_invalid_values": 1},
+        ),
+        "last_rows": (HEADER + GOOD + "u0,i9,3,1,x\nu1,i9,3,1,x\n", N + 2, [N + 1, N + 2], {}),
+        "after_quoted_line_break": (
+            HEADER + GOOD + '"u\nv",i0,3,4\nu1,i0,3,4,5\n', N + 2, [N + 2], {"drop_line_break_ids": 1},
+        ),
+    }  # fmt: skip
+    cases = [
+        Case(f"extra_fields_dropped_{name}", "data", expect="ok",
+             run=lambda tmp, t=text: load(write_text(tmp, t), cleaning=drop),
+             check=lambda data, tmp, n=read, r=rows, o=other: _extra_counted(data, "log", r, n, o))
+        for name, (text, read, rows, other) in logs.items()
+    ]  # fmt: skip
+    for broken in ("train", "test"):
+        cases.append(Case(
+            f"extra_fields_dropped_presplit_{broken}", "data", expect="ok",
+            run=lambda tmp, b=broken: InteractionLogSource(**_beauty(tmp, b, "0 4 1 extra\n"), cleaning=drop)(),
+            check=lambda data, tmp, b=broken: _extra_counted(data, b, [2]),
+        ))  # fmt: skip
+    return cases
+
+
+def _extra_counted(data, role: str, rows: list[int], rows_read=None, other=None) -> None:
+    adds_up(data.report)
+    steps = data.report["steps"]
+    step = next(s for s in steps if s["step"] == "drop_extra_field_rows" and s["file"] == role)
+    assert (step["rows_removed"], step["example_rows"]) == (len(rows), rows), step
+    if rows_read is not None:
+        assert data.report["rows_read"] == rows_read, data.report["rows_read"]
+        expected = {"drop_extra_field_rows": len(rows), **other}
+        assert data.report["rows_removed_by_step"] == expected, data.report["rows_removed_by_step"]
+
+
 def _presplit_counts(data, broken: str) -> None:
     adds_up(data.report)
     counted = {
@@ -212,4 +253,6 @@ def _downsampled(data, rate: float) -> None:
 
 
 def cases() -> list[Case]:
-    return [*split_cases(), *presplit_cases(), *feature_cases(), *label_cases()]
+    return [
+        *split_cases(), *presplit_cases(), *extra_field_cases(), *feature_cases(), *label_cases()
+    ]  # fmt: skip

@@ -1,8 +1,9 @@
 """Cleaning steps on a `LogTable`, each optional, each recorded in the `DataReport` with the rows it
-removed and why. Order: blank rows -> ids holding a line break -> missing ids
--> unparseable values -> duplicates -> rating threshold -> k-core (de-duplicating before the threshold
-means a user's latest rating of an item is the one judged). The first two always run: a blank line
-holds no interaction, and a vocabulary file holds one id per line.
+removed and why. Order: blank rows -> rows with extra fields (on_invalid: drop) -> ids holding a
+line break -> missing ids -> unparseable values -> duplicates -> rating threshold -> k-core
+(de-duplicating before the threshold means a user's latest rating of an item is the one judged).
+Blank rows and ids with a line break always go: a blank line holds no interaction, and a vocabulary
+file holds one id per line.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from recsys.errors import DataError
 @dataclass
 class Cleaning:
     drop_missing_ids: bool = True  # False: a missing user/item id is a DataError instead of a drop
-    on_invalid: str = "error"  # error | drop: unparseable rating/timestamp/label
+    on_invalid: str = "error"  # error | drop: bad rating/timestamp/label; row with extra fields
     deduplicate: bool = True  # keep the last row of each (user, item) pair, by timestamp
     min_rating: float | None = None  # keep rows with rating >= this (implicit positives)
     min_user_interactions: int = 0  # k-core: users need this many rows (after the steps above)
@@ -40,12 +41,17 @@ class Cleaning:
 
 FLAG_REASONS = {
     "blank": ("drop_blank_rows", "blank row: every field is empty (e.g. an empty line)"),
+    "extra_fields": (
+        "drop_extra_field_rows",
+        "more fields than the first row, e.g. an unquoted separator inside a field "
+        "(cleaning.on_invalid: drop)",
+    ),
 }
 LINE_BREAKS = ("\n", "\r")  # what a one-id-per-line vocabulary file cannot hold (recsys.run_dir)
 
 
 def drop_flagged_rows(table: LogTable, report: DataReport, role: str) -> LogTable:
-    """Blank rows, as flagged by the text reader (Parquet has none)."""
+    """Blank rows and rows with extra fields, as flagged by the text reader (Parquet has none)."""
     for flag, (step, reason) in FLAG_REASONS.items():
         if flag in table.flags:
             removed = table.flags[flag]

@@ -3,8 +3,9 @@
 Raw ids are kept as strings, exactly as written (an id is a label: `007` and `7` differ, ` a` and `a`
 differ, `NA` and `null` are ids, and a CSV `7` equals a Parquet `"7"` or `7`). A missing id is an empty
 field or a Parquet null, nothing else. A text row whose every field is empty (a blank line) is flagged
-for cleaning to count out; a row with more fields than the header is an error naming its line. Codes index the file's own id list in order of first appearance; `vocab` later maps the
-training ids to contiguous indices. Row numbers count data rows from 1 (the header is not a row), so
+for cleaning to count out; a row with more fields than the header is an error naming its line, or
+with `on_invalid='drop'` an empty row flagged for cleaning to count out. Codes index the file's own
+id list in order of first appearance; `vocab` later maps the training ids to contiguous indices. Row numbers count data rows from 1 (the header is not a row), so
 every error and every dropped row can be found in an editor.
 """
 
@@ -18,6 +19,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from recsys.data.ingest.extra_fields import EXTRA_FIELDS
 from recsys.data.ingest.labels import LabelMap
 from recsys.data.ingest.parquet import iter_parquet
 from recsys.data.ingest.readers import (
@@ -35,7 +37,8 @@ from recsys.data.ingest.values import parse_value, refusal
 from recsys.errors import DataError
 
 VALUE_FIELDS = ("rating", "timestamp", "label")
-FLAGS = ("blank",)  # row problems found while reading, counted out by cleaning
+FLAGS = {"blank": BLANK, "extra_fields": EXTRA_FIELDS}  # row problems found while reading
+# (flag -> chunk column), counted out by cleaning
 
 
 @dataclass
@@ -121,7 +124,9 @@ def read_log(
     label_map: Mapping | None = None,
 ) -> LogTable:
     """Read one interaction file. With `on_invalid='error'` a bad rating/timestamp/label raises a
-    DataError naming its row and column; with 'drop' it becomes NaN and cleaning counts the row.
+    DataError naming its row and column, and a text row with extra fields one naming its line; with
+    'drop' the value becomes NaN, the row with extra fields an empty flagged row, and cleaning counts
+    the row.
     Labels are 0/1, or the keys of `label_map` (recsys.data.ingest.labels.LabelMap)."""
     if on_invalid not in ("error", "drop"):
         raise DataError(f"cleaning.on_invalid must be 'error' or 'drop', got {on_invalid!r}")
@@ -141,7 +146,7 @@ def read_log(
     chunks = (
         iter_parquet(path, cols, chunk_rows)
         if fmt == "parquet"
-        else iter_text(path, sep, header, cols, encoding, chunk_rows)
+        else iter_text(path, sep, header, cols, encoding, chunk_rows, extra_fields=on_invalid)
     )
     users, items = _Codebook(), _Codebook()
     parts: dict[str, list[np.ndarray]] = {k: [] for k in ("user", "item", *cols, *FLAGS)}
@@ -189,11 +194,13 @@ def read_log(
 
 def _flag_rows(chunk: pd.DataFrame, parts: dict[str, list[np.ndarray]]) -> np.ndarray:
     """Appends the chunk's `FLAGS` masks (text files only) and returns their union."""
-    if BLANK not in chunk:
-        return np.zeros(len(chunk), dtype=bool)
-    blank = chunk.pop(BLANK).to_numpy(bool)
-    parts["blank"].append(blank)
-    return blank
+    flagged = np.zeros(len(chunk), dtype=bool)
+    for name, column in FLAGS.items():
+        if column in chunk:
+            mask = chunk.pop(column).to_numpy(bool)
+            parts[name].append(mask)
+            flagged |= mask
+    return flagged
 
 
 def _narrow(codes: np.ndarray) -> np.ndarray:

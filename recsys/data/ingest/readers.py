@@ -5,8 +5,9 @@ Logs are read in chunks of rows so that a 20M-row file never sits in memory as P
 
 Text is read as strings with no NA guessing: `NA`, `null`, `None`, `nan` are ids like any other (a
 country code, an item name); only an empty field is missing. Every column is read (not only the
-mapped ones) so that a row with more fields than the header is an error naming its line, and a
-blank row (every field empty) is told apart from a row with missing ids.
+mapped ones) so that a row with more fields than the header is an error naming its line (or, with
+`cleaning.on_invalid: drop`, a counted drop: extra_fields.py), and a blank row (every field empty) is
+told apart from a row with missing ids.
 """
 
 from __future__ import annotations
@@ -16,10 +17,12 @@ import zipfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from recsys.data.ingest import extra_fields as extra
 from recsys.errors import DataError
 
 FORMATS = {"csv": ",", "tsv": "\t", "whitespace": r"\s+", "parquet": None}
@@ -39,6 +42,7 @@ BLANK = "\x00blank"  # chunk column: True where every field of the row is empty 
 # What a damaged, mislabelled or unreadable text file raises from pandas or the decompressors.
 TEXT_ERRORS = (pd.errors.ParserError, ValueError, OSError, EOFError, zipfile.BadZipFile)
 LIKELY_SEPS = (";", "\t", "|", ",")
+ON_INVALID_HINT = "; or set cleaning.on_invalid: drop to drop and count such rows"
 
 
 def infer_format(path: Path, fmt: str | None) -> str:
@@ -75,8 +79,9 @@ def check_file(path: Path) -> Path:
     return path
 
 
-def text_error(path: Path, fmt: str, err: Exception) -> DataError:
-    """One line for a text file pandas or a decompressor could not read."""
+def text_error(path: Path, fmt: str, err: Exception, extra_fields_hint: str = "") -> DataError:
+    """One line for a text file pandas or a decompressor could not read; `extra_fields_hint` ends
+    the line of a row with too many fields (how to drop such rows instead, where that exists)."""
     if isinstance(err, pd.errors.EmptyDataError):
         return DataError(f"{path}: file is empty")
     if isinstance(err, UnicodeDecodeError):
@@ -89,6 +94,7 @@ def text_error(path: Path, fmt: str, err: Exception) -> DataError:
             return DataError(
                 f"{path}: line {line} has {saw} fields, the first row {want} "
                 "(an unquoted separator inside a field? quote it, or set data.sep)"
+                + extra_fields_hint
             )
     return DataError(f"{path}: cannot read as {fmt} text ({why})")
 
@@ -177,24 +183,49 @@ def iter_text(
     columns: dict[str, str | int],
     encoding: str = "utf-8",
     chunk_rows: int = CHUNK_ROWS,
+    extra_fields: str = "error",
 ) -> Iterator[pd.DataFrame]:
     """Chunks of the mapped columns as Arrow-backed strings, one frame column per field, plus
     `BLANK`. All columns are parsed: with `usecols` pandas would silently cut a row with too many
-    fields; without, it raises naming the line."""
+    fields; without, it raises naming the line (`extra_fields="error"`), or skips it and each chunk
+    gets it back as a placeholder flagged in an `EXTRA_FIELDS` column (`"drop"`, extra_fields.py)."""
+    drop = extra_fields == "drop"
     try:
         reader = pd.read_csv(
             path,
             dtype="string[pyarrow]",
             chunksize=chunk_rows,
+            on_bad_lines="warn" if drop else "error",
             **_text_kwargs(sep, header, encoding),
         )
-        for chunk in reader:
-            if not header:
-                chunk.columns = list(range(chunk.shape[1]))
-            blank = (chunk.fillna("") == "").all(axis=1).to_numpy(bool)
-            yield pd.DataFrame({**{f: chunk[c] for f, c in columns.items()}, BLANK: blank})
+        if not drop:
+            yield from (_fields(chunk, header, columns, path) for chunk in reader)
+            return
+        rows, named, total = 0, [], 0  # rows yielded so far; skipped lines for the log
+        for chunk, skipped in extra.caught_chunks(reader):
+            frame = _fields(chunk, header, columns, path)
+            frame = extra.put_back(frame, [line - header for line, _, _ in skipped], rows + 1)
+            named += skipped[: extra.MAX_LOGGED - len(named)]
+            total += len(skipped)
+            rows += len(frame)
+            yield frame
+        extra.log_skipped(path, named, total)
     except TEXT_ERRORS as err:
-        raise text_error(path, f"{sep!r}-separated", err) from err
+        raise text_error(path, f"{sep!r}-separated", err, ON_INVALID_HINT) from err
+
+
+def _fields(
+    chunk: pd.DataFrame | None, header: bool, columns: dict[str, str | int], path: Path
+) -> pd.DataFrame:
+    """The mapped columns of a chunk (None: no rows) under their field names, plus `BLANK`."""
+    if chunk is None:
+        empty = {f: pd.Series([], dtype="string[pyarrow]") for f in columns}
+        return pd.DataFrame({**empty, BLANK: np.zeros(0, dtype=bool)})
+    extra.refuse_shifted_first_row(chunk, path)
+    if not header:
+        chunk.columns = list(range(chunk.shape[1]))
+    blank = (chunk.fillna("") == "").all(axis=1).to_numpy(bool)
+    return pd.DataFrame({**{f: chunk[c] for f, c in columns.items()}, BLANK: blank})
 
 
 def describe_column(name: str, column: str | int) -> str:
