@@ -24,7 +24,7 @@ from torch import nn
 from recsys.atomic_files import write_atomic
 from recsys.errors import ConfigError, ExportError
 from recsys.run_dir import SPLITS, RunDir, TrainedRun, encode_vocabulary
-from recsys.serving import artifacts, publish
+from recsys.serving import ann_index, artifacts, publish
 from recsys.serving.manifest import environment, signature, write_manifest
 from recsys.serving.verify import verify
 
@@ -70,11 +70,13 @@ def export_run(
     atol: float = 1e-5,
     seed: int = 0,
     propensity: nn.Module | None = None,
+    index: ann_index.IndexSettings | None = None,
 ) -> dict:
     """Write and verify the export of `run`; returns the manifest (its sha256 under `sha256`).
 
     `exclude` names the splits whose items each user never gets again (train + valid, as at test
-    time in evaluation). `propensity` overrides the scorer's `propensity_module()` hook.
+    time in evaluation). `propensity` overrides the scorer's `propensity_module()` hook. `index`
+    (`ann_index.index_settings`) adds a FAISS index of the item vectors beside the artifacts.
     """
     bad = [f for f in formats if f not in FORMATS] + [s for s in exclude if s not in SPLITS]
     if bad or not formats:
@@ -113,6 +115,9 @@ def export_run(
             modules = artifacts.build_modules(scorer, vectors, seen, propensity, fmt == "pt2")
             for name, module in modules.items():
                 _save(entries, module, name, fmt, staging, scorer, int(vectors[1].shape[1]))
+        built = ann_index.add_index(index, staging, vectors, seen, pairs["test"][0], seed)
+        if built is not None:
+            entries["index"] = built.entry
         manifest = {
             **_describe(run, seen, exclude, vectors),
             "artifacts": entries,
@@ -123,6 +128,8 @@ def export_run(
         users = artifacts.sample_users(test[0], train[0], scorer.num_users, verify_users, seed)
         exposures = test if test[0].numel() else train
         cases = artifacts.parity_cases(scorer, seen, propensity, exposures, users, verify_k, seed)
+        if built is not None:
+            cases["index"] = built.parity_case(users, verify_k)
         _verify_and_publish(manifest, cases, staging, out_dir, atol)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -248,6 +255,7 @@ def export_from_config(cfg: DictConfig) -> tuple[Path, dict]:
         raise ExportError(f"format={cfg.format!r}: one of {FORMATS} or both")
     out_dir = Path(cfg.out_dir).absolute() if cfg.get("out_dir") else run_dir / "export"
     publish.check_target(out_dir)  # before loading the model: a user's folder is refused at once
+    index = ann_index.index_settings(cfg.get("index"))  # a bad index.* key, or no faiss: now
     run = RunDir(run_dir).load(str(ckpt) if ckpt else cfg.checkpoint, cfg.map_location)
     formats = list(FORMATS) if cfg.format == "both" else [cfg.format]
     manifest = export_run(
@@ -260,5 +268,6 @@ def export_from_config(cfg: DictConfig) -> tuple[Path, dict]:
         cfg.verify.k,
         cfg.verify.atol,
         cfg.seed,
+        index=index,
     )
     return out_dir, manifest

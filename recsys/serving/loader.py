@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 
 MANIFEST = "manifest.json"
+INDEX_ARTIFACT = "index"  # the FAISS index's entry under `artifacts` (see `load_index`)
 
 
 class IntegrityError(Exception):
@@ -130,6 +131,8 @@ def load_artifact(
     `fmt=None` prefers TorchScript when the export has both. pt2 modules take tensors only
     (`k` as a 0-d int64 tensor).
     """
+    if name == INDEX_ARTIFACT:
+        raise IntegrityError(f"{export_dir}: the ANN index loads with load_index, not load_artifact")
     manifest = read_manifest(export_dir, expected_manifest_sha256)
     formats = artifact_formats(manifest, name)
     if not formats:
@@ -168,3 +171,90 @@ def read_vocabulary(export_dir, name: str, manifest=None) -> list:
         return path.read_bytes().decode("utf-8").split("\n")[:-1]
     except UnicodeDecodeError as err:
         raise IntegrityError(f"{path}: not UTF-8 ({err})") from None
+
+
+# --- Approximate nearest-neighbour index (`index/items.faiss`, exported with index=faiss) ---
+# faiss is imported inside `load_index` only: this file stays standard library + torch to import.
+
+
+def overfetch(k: int, seen_counts: torch.Tensor, num_items: int) -> int:
+    """How many neighbours to ask the index for: k + the largest seen count in the batch, at most
+    the catalogue. Every seen item can then be dropped and k unseen items still remain, as in
+    the exact retriever (which ranks seen items last)."""
+    most = int(seen_counts.max()) if seen_counts.numel() else 0
+    return min(k + most, num_items)
+
+
+def search_index(index, queries, k: int, users, indptr, indices, num_items: int):
+    """Top-k (scores float32[B, k], item_idx int64[B, k]) of the (B, D) `queries` from a FAISS
+    inner-product index, without the seen items of `users` (rows of the CSR `indptr`, `indices`).
+
+    The rule of the exact retriever: seen items never come before an unseen one; best first, ties
+    to the lower item index. Asks for `overfetch(...)` neighbours, drops seen items and the -1 a
+    FAISS index returns when it found fewer, keeps the first k. Where fewer than k remain, the row
+    ends in score -inf and item -1 (the exact retriever shows seen items there instead)."""
+    users = users.long()
+    starts, lengths = indptr[users], indptr[users + 1] - indptr[users]
+    n = overfetch(k, lengths, num_items)
+    scores, ids = index.search(queries.float().contiguous().numpy(), n)
+    scores, ids = torch.from_numpy(scores).float(), torch.from_numpy(ids).long()  # (B, n)
+    rows = torch.repeat_interleave(torch.arange(users.numel()), lengths)
+    offsets = torch.arange(rows.numel()) - torch.repeat_interleave(lengths.cumsum(0) - lengths, lengths)
+    seen = indices[torch.repeat_interleave(starts, lengths) + offsets]
+    seen_keys = rows * (num_items + 1) + seen
+    keys = torch.arange(users.numel()).unsqueeze(1) * (num_items + 1) + ids.clamp(min=0)
+    drop = (ids < 0) | torch.isin(keys, seen_keys)
+    scores = scores.masked_fill(drop, float("-inf"))
+    ids = ids.masked_fill(drop, num_items)  # dropped entries sort after every real index
+    ids, perm = torch.sort(ids, dim=1)  # then a stable sort by score: ties to the lower index
+    scores, order = torch.sort(scores.gather(1, perm), dim=1, descending=True, stable=True)
+    ids = ids.gather(1, order)[:, :k].masked_fill(torch.isinf(scores[:, :k]), -1)
+    return scores[:, :k], ids
+
+
+class IndexRetriever:
+    """`retriever(user_idx int64[B], k)` -> (scores, item_idx) from the FAISS index, seen items
+    removed (`search_index`); `search_vectors(vectors, k, user_idx)` for vectors of your own
+    (`user_encoder` output). Approximate: `manifest.json` `artifacts.index.recall` says how close."""
+
+    def __init__(self, index, user_encoder, indptr, indices, num_items: int):
+        self.index, self.user_encoder = index, user_encoder
+        self.indptr, self.indices, self.num_items = indptr, indices, num_items
+
+    def search_vectors(self, vectors, k, user_idx):
+        k = check_k(k, self.num_items)
+        return search_index(self.index, vectors, k, user_idx, self.indptr, self.indices, self.num_items)
+
+    def __call__(self, user_idx, k):
+        with torch.no_grad():
+            vectors = self.user_encoder(user_idx)  # validates the indices, as the retriever does
+        return self.search_vectors(vectors, k, user_idx)
+
+
+def load_index(export_dir, expected_manifest_sha256=None, allow_unverified: bool = False):
+    """An `IndexRetriever` over `index/items.faiss`; every file it reads passes its sha256 check
+    before FAISS or torch sees it. Needs `pip install faiss-cpu` (RequestError without)."""
+    manifest = read_manifest(export_dir, expected_manifest_sha256)
+    entry = (manifest.get("artifacts") or {}).get(INDEX_ARTIFACT)
+    if not isinstance(entry, dict) or not isinstance(entry.get("files"), dict):
+        raise IntegrityError(f"{export_dir}: no ANN index (export with index=faiss)")
+    check = (entry.get("verification") or {}).get("faiss", {})
+    if not allow_unverified and check.get("passed") is not True:
+        raise IntegrityError(f"{export_dir}: index did not pass its check at export: {check}")
+    listed = {**(entry.get("support_files") or {}), "faiss": entry["files"].get("faiss")}
+    files = {name: checked_path(export_dir, manifest, rel) for name, rel in listed.items()}
+    try:
+        import faiss
+    except ImportError:
+        raise RequestError("this export's index needs FAISS: pip install faiss-cpu") from None
+    params = json.loads(files["params"].read_bytes().decode("utf-8"))
+    index = faiss.read_index(str(files["faiss"]))
+    if "nprobe" in params:
+        faiss.extract_index_ivf(index).nprobe = int(params["nprobe"])
+    if "ef_search" in params:
+        faiss.downcast_index(index).hnsw.efSearch = int(params["ef_search"])
+    seen = torch.load(files["seen"], weights_only=True)
+    formats = artifact_formats(manifest, "user_encoder")
+    fmt = "torchscript" if "torchscript" in formats else None
+    encoder = load_artifact(export_dir, "user_encoder", fmt, expected_manifest_sha256, allow_unverified)
+    return IndexRetriever(index, encoder, seen["indptr"], seen["indices"], int(index.ntotal))
