@@ -8,7 +8,8 @@ Files are checked against manifest.json (sha256) before torch loads them, throug
 or a `loader.py` copied beside this script). The manifest itself is pinned with
 `--manifest-sha256` or `RECSYS_MANIFEST_SHA256` (the hash `scripts/export.py` prints): unpinned,
 a rewritten export would be served, so this says so on stderr. Unknown users get the popularity
-fallback the export ships (`vocab/popular_items.txt`).
+fallback the export ships (`vocab/popular_items.txt`). `--index` answers from the export's FAISS
+index (`index=faiss` at export; needs faiss-cpu) instead of the exact scan of every item.
 """
 
 from __future__ import annotations
@@ -69,6 +70,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--k", default="10", help="how many items, 1 to the catalogue size (default 10)")
     p.add_argument("--format", choices=("torchscript", "pt2"), default=None,
                    help="which artifact to load (default: TorchScript when exported)")  # fmt: skip
+    p.add_argument("--index", action="store_true",
+                   help="answer from the FAISS index (index/items.faiss) instead of the exact scan")  # fmt: skip
     p.add_argument("--manifest-sha256", default=os.environ.get(PIN_ENV),
                    help=f"refuse to serve unless manifest.json has this sha256 (default ${PIN_ENV})")  # fmt: skip
     return p.parse_args(argv)
@@ -89,8 +92,9 @@ class Recommendation:
     data: str = ""
 
 
-def recommend(loader, export_dir, user: str, k, fmt=None, pin=None) -> Recommendation:
-    """Top-k for the raw id `user`; the popularity fallback for an unknown one.
+def recommend(loader, export_dir, user: str, k, fmt=None, pin=None, index=False) -> Recommendation:
+    """Top-k for the raw id `user`; the popularity fallback for an unknown one. `index`: from the
+    FAISS index (`loader.load_index`: seen items dropped by the over-fetch rule), not the scan.
 
     Raises `loader.IntegrityError` (an altered export) or `loader.RequestError` (a bad `k`)."""
     if isinstance(user, bool) or not isinstance(user, str | int):
@@ -114,8 +118,11 @@ def recommend(loader, export_dir, user: str, k, fmt=None, pin=None) -> Recommend
         return found
     formats = loader.artifact_formats(manifest, "retriever")
     fmt = fmt or ("torchscript" if "torchscript" in formats else None)
-    retriever = loader.load_artifact(export_dir, "retriever", fmt, pin)
-    pt2 = fmt == "pt2" or "torchscript" not in formats
+    pt2 = not index and (fmt == "pt2" or "torchscript" not in formats)
+    if index:  # the index takes k as an int and returns -inf / -1 past the unseen items it found
+        retriever = loader.load_index(export_dir, pin)
+    else:
+        retriever = loader.load_artifact(export_dir, "retriever", fmt, pin)
     user_idx = torch.tensor([index[user]])
     try:
         with torch.no_grad():
@@ -168,7 +175,8 @@ def main(argv=None) -> int:
             file=sys.stderr,
         )
     rec = explainer(loader)(
-        recommend, loader, args.export_dir, args.user, args.k, args.format, args.manifest_sha256
+        recommend, loader, args.export_dir, args.user, args.k, args.format, args.manifest_sha256,
+        args.index,
     )
     show(rec, int(args.k))
     return 0
