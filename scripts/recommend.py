@@ -92,8 +92,8 @@ class Recommendation:
     data: str = ""
 
 
-def recommend(loader, export_dir, user: str, k, fmt=None, pin=None, index=False) -> Recommendation:
-    """Top-k for the raw id `user`; the popularity fallback for an unknown one. `index`: from the
+def recommend(loader, export_dir, user: str, k, fmt=None, pin=None, ann=False) -> Recommendation:
+    """Top-k for the raw id `user`; the popularity fallback for an unknown one. `ann`: from the
     FAISS index (`loader.load_index`: seen items dropped by the over-fetch rule), not the scan.
 
     Raises `loader.IntegrityError` (an altered export) or `loader.RequestError` (a bad `k`)."""
@@ -118,8 +118,8 @@ def recommend(loader, export_dir, user: str, k, fmt=None, pin=None, index=False)
         return found
     formats = loader.artifact_formats(manifest, "retriever")
     fmt = fmt or ("torchscript" if "torchscript" in formats else None)
-    pt2 = not index and (fmt == "pt2" or "torchscript" not in formats)
-    if index:  # the index takes k as an int and returns -inf / -1 past the unseen items it found
+    pt2 = not ann and (fmt == "pt2" or "torchscript" not in formats)
+    if ann:  # the FAISS index takes k as an int and returns -inf / -1 past the unseen items it found
         retriever = loader.load_index(export_dir, pin)
     else:
         retriever = loader.load_artifact(export_dir, "retriever", fmt, pin)

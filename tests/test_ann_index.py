@@ -143,7 +143,7 @@ def test_recommend_with_index_gives_the_same_items_as_the_exact_scan(indexed):
     out, _ = indexed
     recommend = runpy.run_path(str(ROOT / "scripts" / "recommend.py"))["recommend"]
     user = loader.read_vocabulary(out, "users")[3]
-    by_index = recommend(loader, out, user, 10, index=True)
+    by_index = recommend(loader, out, user, 10, ann=True)
     exact = recommend(loader, out, user, 10)
     assert by_index.items == exact.items and by_index.known
     assert by_index.scores == pytest.approx(exact.scores, abs=1e-5)
@@ -164,3 +164,14 @@ def test_a_tampered_index_file_is_refused_before_it_is_read(indexed, tmp_path, r
 def test_the_index_is_not_loaded_as_a_torch_artifact(indexed):
     with pytest.raises(loader.IntegrityError, match="load_index"):
         loader.load_artifact(indexed[0], "index")
+
+
+def test_recommend_script_with_index_prints_the_exact_scans_items_without_recsys(indexed):
+    out, _ = indexed
+    user = loader.read_vocabulary(out, "users")[5]
+    script = str(ROOT / "scripts" / "recommend.py")
+    runs = [fresh_python(script, str(out), "--user", user, "--k", "5", *flag)
+            for flag in ((), ("--index",))]  # fmt: skip
+    assert all(r.returncode == 0 for r in runs), runs[-1].stderr
+    items = [[line.split()[1] for line in r.stdout.splitlines()[1:]] for r in runs]
+    assert len(items[0]) == 5 and items[0] == items[1]

@@ -77,7 +77,7 @@ def _serve(damage=None, user=None, k=5, plain=False):
         if damage is not None:
             damage(export)
         who = user if user is not None else loader.read_vocabulary(export, "users")[0]
-        return recommend(export, who, k, index=True)
+        return recommend(export, who, k, ann=True)
 
     return run
 
