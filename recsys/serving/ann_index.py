@@ -146,10 +146,11 @@ def build(items: Tensor, params: dict):
 
 
 @torch.no_grad()
-def exact_topk(vectors, seen: UserItemCSR, users: Tensor, k: int, chunk: int = 256) -> Tensor:
+def exact_topk(vectors, seen: UserItemCSR, users: Tensor, k: int) -> Tensor:
     """The exact retriever's item ids (B, k) for `users`, -1 where only seen items were left."""
     user_vectors, items = vectors
     tie_rank, out = tie_rank_buffer(items.shape[0]), []
+    chunk = max(1, min(256, (1 << 25) // items.shape[0]))  # (chunk, I) scores stay near 128 MB
     for part in users.split(chunk):
         scores = mask_seen_(user_vectors[part] @ items.T, part, seen.indptr, seen.indices)
         top, ids = topk_lowest_index_ties(scores, k, tie_rank)
