@@ -10,7 +10,8 @@ batch 256, recall@10 and @100 against the exact top-k on 1000 users, index build
 (serialized bytes, what the index holds in memory). Latencies run on one thread (`--threads`);
 builds and the recall searches use `--build-threads` (2 by default: HNSW at 1M items takes minutes
 on one). Item and user vectors are synthetic but shaped like trained towers
-(`benchmarks/synthetic_towers.py` says why that matters). Writes
+(`benchmarks/synthetic_towers.py` says why that matters). The default run takes several minutes
+on 2 cores, most of it the 1M-item catalogues (HNSW builds, batch-256 exact scans). Writes
 benchmarks/results/serving_scale_cpu.json and serving_scale_cpu.png (recall@10 vs p99 latency).
 """
 
