@@ -24,7 +24,7 @@ from torch import nn
 from recsys.atomic_files import write_atomic
 from recsys.errors import ConfigError, ExportError
 from recsys.run_dir import SPLITS, RunDir, TrainedRun, encode_vocabulary
-from recsys.serving import artifacts, publish
+from recsys.serving import artifacts, extra_formats, publish
 from recsys.serving.manifest import environment, signature, write_manifest
 from recsys.serving.verify import verify
 
@@ -70,11 +70,16 @@ def export_run(
     atol: float = 1e-5,
     seed: int = 0,
     propensity: nn.Module | None = None,
+    onnx: bool = True,
+    triton: bool = False,
+    triton_max_batch_size: int = 1024,
 ) -> dict:
     """Write and verify the export of `run`; returns the manifest (its sha256 under `sha256`).
 
     `exclude` names the splits whose items each user never gets again (train + valid, as at test
     time in evaluation). `propensity` overrides the scorer's `propensity_module()` hook.
+    `onnx` adds `<name>.onnx` files (`onnx_export.py`), `triton` a Triton model repository
+    (`triton_repo.py`).
     """
     bad = [f for f in formats if f not in FORMATS] + [s for s in exclude if s not in SPLITS]
     if bad or not formats:
@@ -84,6 +89,7 @@ def export_run(
             raise ConfigError(f"{key}={value!r}: must be a whole number >= 1")
     if isinstance(atol, bool) or not isinstance(atol, int | float) or not atol >= 0:
         raise ConfigError(f"verify.atol={atol!r}: must be a number >= 0")
+    extra_formats.check_flags(onnx, triton, triton_max_batch_size)
     out_dir = Path(out_dir).absolute()  # the fresh verification process runs elsewhere
     publish.check_target(out_dir)  # before the work: a user's folder is refused at once
     scorer, run_dir = run.scorer.eval(), run.run_dir
@@ -109,20 +115,26 @@ def export_run(
         vocab_files = write_export_vocabularies(staging, vocab, popular)
         shutil.copyfile(Path(__file__).with_name("loader.py"), staging / "loader.py")
         entries: dict[str, dict] = {}
+        built = {}
         for fmt in formats:
-            modules = artifacts.build_modules(scorer, vectors, seen, propensity, fmt == "pt2")
-            for name, module in modules.items():
+            built[fmt] = artifacts.build_modules(scorer, vectors, seen, propensity, fmt == "pt2")
+            for name, module in built[fmt].items():
                 _save(entries, module, name, fmt, staging, scorer, int(vectors[1].shape[1]))
         manifest = {
             **_describe(run, seen, exclude, vectors),
             "artifacts": entries,
             "vocab": vocab_files,
         }
+        dim = int(vectors[1].shape[1])
+        extra_formats.write(
+            manifest, built, staging, scorer, dim, onnx, triton, triton_max_batch_size
+        )
         write_manifest(staging, manifest)  # hashes first: the fresh process loads through them
         test, train = pairs["test"], pairs["train"]
         users = artifacts.sample_users(test[0], train[0], scorer.num_users, verify_users, seed)
         exposures = test if test[0].numel() else train
         cases = artifacts.parity_cases(scorer, seen, propensity, exposures, users, verify_k, seed)
+        cases = extra_formats.with_cases(cases, entries)
         _verify_and_publish(manifest, cases, staging, out_dir, atol)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -260,5 +272,8 @@ def export_from_config(cfg: DictConfig) -> tuple[Path, dict]:
         cfg.verify.k,
         cfg.verify.atol,
         cfg.seed,
+        onnx=cfg.get("onnx", True),
+        triton=cfg.get("triton", False),
+        triton_max_batch_size=cfg.get("triton_max_batch_size", 1024),
     )
     return out_dir, manifest
