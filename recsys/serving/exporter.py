@@ -89,7 +89,7 @@ def export_run(
             raise ConfigError(f"{key}={value!r}: must be a whole number >= 1")
     if isinstance(atol, bool) or not isinstance(atol, int | float) or not atol >= 0:
         raise ConfigError(f"verify.atol={atol!r}: must be a number >= 0")
-    extra_formats.check_flags(onnx, triton, triton_max_batch_size)
+    extra_formats.check_flags(formats, onnx, triton, triton_max_batch_size)
     out_dir = Path(out_dir).absolute()  # the fresh verification process runs elsewhere
     publish.check_target(out_dir)  # before the work: a user's folder is refused at once
     scorer, run_dir = run.scorer.eval(), run.run_dir

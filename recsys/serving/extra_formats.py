@@ -17,13 +17,19 @@ from recsys.serving.verify import Case
 log = logging.getLogger(__name__)
 
 
-def check_flags(onnx, triton, triton_max_batch_size) -> None:
-    """Before any work: the flags are booleans, and ONNX's packages are installed when asked for."""
+def check_flags(formats, onnx, triton, triton_max_batch_size) -> None:
+    """Before any work: the flags are booleans, the Triton repository has something to hold, and
+    ONNX's packages are installed when asked for."""
     for key, value in (("onnx", onnx), ("triton", triton)):
         if not isinstance(value, bool):
             raise ConfigError(f"{key}={value!r}: must be true or false")
     if triton:
         triton_repo.check_max_batch_size(triton_max_batch_size)
+        if "torchscript" not in formats and not onnx:
+            raise ConfigError(
+                "triton=true: the repository holds TorchScript and ONNX models; "
+                "pass format=torchscript or both, or onnx=true"
+            )
     if onnx:
         onnx_export.require_onnx()
 
@@ -50,11 +56,6 @@ def write(
         log.info("ONNX export took %.1f s", time.perf_counter() - started)
     if not triton:
         return
-    if "torchscript" not in built and not onnx:
-        raise ConfigError(
-            "triton=true: the repository holds TorchScript and ONNX models; "
-            "pass format=torchscript or both, or onnx=true"
-        )
     if "torchscript" in built:
         triton_repo.add_wrapped_retriever(
             entries, built["torchscript"], folder, scorer.num_users, scorer.num_items, dim
