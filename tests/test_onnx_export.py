@@ -3,6 +3,7 @@ a fresh process, opened by the standalone loader only after their sha256 check."
 
 from __future__ import annotations
 
+import json
 import shutil
 import sys
 
@@ -130,3 +131,18 @@ def test_missing_onnx_package_is_one_line_naming_the_extra_and_the_opt_out(
     monkeypatch.setitem(sys.modules, "onnxruntime", None)
     _, manifest = exported(run_dir, tmp_path / "e", "onnx=false")
     assert all("onnx" not in e["files"] for e in manifest["artifacts"].values())
+
+
+def test_loader_without_a_format_still_gives_a_torch_module_when_onnx_sorts_first(tmp_path):
+    """A pt2-only export now also holds `onnx`, which sorts first: the default stays pt2."""
+    for name in ("retriever.onnx", "retriever.pt2"):
+        (tmp_path / name).write_bytes(name.encode())
+    files = {n: sha256_file(tmp_path / n) for n in ("retriever.onnx", "retriever.pt2")}
+    entry = {
+        "files": {"onnx": "retriever.onnx", "pt2": "retriever.pt2"},
+        "verification": {"onnx": {"passed": True}, "pt2": {"passed": True}},
+    }
+    manifest = {"files": files, "artifacts": {"retriever": entry}}
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    fmt, path = loader.artifact_path(tmp_path, "retriever")
+    assert (fmt, path.name) == ("pt2", "retriever.pt2")

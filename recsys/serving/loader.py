@@ -122,13 +122,14 @@ def artifact_path(
 ) -> tuple:
     """(format, path) of an artifact after its parity result and sha256 were checked.
 
-    `fmt=None` prefers TorchScript when the export has several formats."""
+    `fmt=None` prefers TorchScript, then pt2, when the export has several formats."""
     manifest = read_manifest(export_dir, expected_manifest_sha256)
     formats = artifact_formats(manifest, name)
     if not formats:
         have = sorted(manifest.get("artifacts", {}))
         raise IntegrityError(f"{export_dir}: no artifact {name!r} (this export has {have})")
-    fmt = fmt or ("torchscript" if "torchscript" in formats else formats[0])
+    # torch modules first: `onnx` (an onnxruntime session, called differently) only when asked
+    fmt = fmt or next((f for f in ("torchscript", "pt2") if f in formats), formats[0])
     if fmt not in formats:
         raise IntegrityError(f"{export_dir}: {name} was not exported as {fmt} (only {formats})")
     entry = manifest["artifacts"][name]
