@@ -52,6 +52,19 @@ def onnx_triton_export(tmp_path_factory) -> tuple[Path, Path, dict]:
     return run_dir, out, json.loads((out / "manifest.json").read_text())
 
 
+def two_tower_export(tmp_path_factory) -> tuple[Path, Path, dict]:
+    """The same for a two-tower run with side features and a propensity head (slow: training)."""
+    run_dir = trained_run(
+        tmp_path_factory.getbasetemp() / "shared",
+        "two_tower_propensity",
+        "model=two_tower_propensity",
+    )
+    out = run_dir / "export_onnx_triton"
+    if not (out / "manifest.json").is_file():
+        exported(run_dir, out, "triton=true")
+    return run_dir, out, json.loads((out / "manifest.json").read_text())
+
+
 def run_fresh(jobs: dict, tmp: Path) -> dict:
     """Outputs of each job, computed by `RUNNER` in `python -I -S` (recsys not importable)."""
     script, jobs_path, outputs_path = tmp / "runner.py", tmp / "jobs.pt", tmp / "outputs.pt"

@@ -13,8 +13,15 @@ import torch
 from recsys.errors import ExportError
 from recsys.serving import loader
 from recsys.serving.manifest import sha256_file
-from tests.onnx_support import eager, max_abs_diff, needs_onnx, onnx_triton_export, run_fresh
-from tests.serving_support import export_config, exported, fresh_python, trained_run
+from tests.onnx_support import (
+    eager,
+    max_abs_diff,
+    needs_onnx,
+    onnx_triton_export,
+    run_fresh,
+    two_tower_export,
+)
+from tests.serving_support import export_config, exported, fresh_python
 
 pytestmark = needs_onnx
 ARTIFACTS = ("retriever", "user_encoder", "item_encoder")
@@ -99,12 +106,7 @@ def test_tampered_onnx_file_is_refused_by_the_loader(onnx_export, tmp_path):
 
 @pytest.mark.slow
 def test_two_tower_with_side_features_and_propensity_exports_to_onnx(tmp_path_factory):
-    run_dir = trained_run(
-        tmp_path_factory.getbasetemp() / "shared",
-        "two_tower_propensity",
-        "model=two_tower_propensity",
-    )
-    _, manifest = exported(run_dir, run_dir / "export_onnx")
+    _, _, manifest = two_tower_export(tmp_path_factory)
     for name in (*ARTIFACTS, "propensity"):
         entry = manifest["artifacts"][name]
         assert entry["skipped"] == {}, entry["skipped"]

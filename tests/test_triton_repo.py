@@ -13,7 +13,14 @@ import pytest
 import torch
 
 from recsys.serving import loader
-from tests.onnx_support import eager, max_abs_diff, needs_onnx, onnx_triton_export, run_fresh
+from tests.onnx_support import (
+    eager,
+    max_abs_diff,
+    needs_onnx,
+    onnx_triton_export,
+    run_fresh,
+    two_tower_export,
+)
 
 pytestmark = needs_onnx
 TOKEN = re.compile(r'\s*(?:"((?:[^"\\]|\\.)*)"|([\[\]{}:,])|([A-Za-z_][\w.]*|-?\d+))')
@@ -110,8 +117,31 @@ def _wire_to_model(spec: dict, batch: int, values: torch.Tensor) -> torch.Tensor
     return wire
 
 
+OUTPUTS = {
+    "retriever": ["scores", "item_idx"],
+    "user_encoder": ["embedding"],
+    "item_encoder": ["embedding"],
+    "propensity": ["probability"],
+}
+
+
 def test_declared_tensors_drive_every_model_to_the_eager_answer(triton_export, tmp_path):
     run_dir, out, _, configs = triton_export
+    _check_declared(run_dir, out, configs, tmp_path)
+
+
+@pytest.mark.slow
+def test_two_tower_with_propensity_serves_from_its_declared_tensors(tmp_path_factory, tmp_path):
+    run_dir, out, manifest = two_tower_export(tmp_path_factory)
+    configs = {
+        p.parent.name: parse_pbtxt(p.read_text()) for p in (out / "triton").glob("*/config.pbtxt")
+    }
+    assert set(configs) == MODELS | {"propensity_torchscript", "propensity_onnx"}
+    _check_declared(run_dir, out, configs, tmp_path)
+
+
+def _check_declared(run_dir, out, configs: dict, tmp_path) -> None:
+    """Send each model the tensors its config declares; compare with the eager model."""
     users, items, k = torch.tensor([0, 4, 9, 120, 299]), torch.tensor([0, 5, 199, 42, 7]), 15
     values = {"user_idx": users, "item_idx": items, "k": torch.tensor([k])}
     jobs, declared = {}, {}
@@ -136,9 +166,7 @@ def test_declared_tensors_drive_every_model_to_the_eager_answer(triton_export, t
         artifact = model.rsplit("_", 1)[0]
         want = eager(run_dir, artifact, users, items, k)
         batched, specs = declared[model]
-        assert [o["name"].split("__")[0] for o in specs] == (
-            ["scores", "item_idx"] if artifact == "retriever" else ["embedding"]
-        )
+        assert [o["name"].split("__")[0] for o in specs] == OUTPUTS[artifact]
         for g, w, spec in zip(outputs, want, specs, strict=True):
             assert g.dtype == DTYPES[spec["data_type"]], (model, spec)
             model_shape = spec.get("reshape", {}).get("shape", spec["dims"])
