@@ -20,7 +20,6 @@ import importlib
 import logging
 import warnings
 from pathlib import Path
-from typing import Tuple  # noqa: UP035  (matches modules.py; these modules are also traced)
 
 import torch
 from torch import Tensor, nn
@@ -53,7 +52,7 @@ def require_onnx() -> None:
             ) from None
 
 
-def _guard(idx: Tensor, size: int) -> Tuple[Tensor, Tensor]:  # noqa: UP006
+def _guard(idx: Tensor, size: int) -> tuple[Tensor, Tensor]:
     """(idx clamped into [0, size), (B,) bool: the index was in range)."""
     return idx.clamp(0, size - 1), (idx >= 0) & (idx < size)
 
@@ -104,7 +103,7 @@ class OnnxRetriever(nn.Module):
         super().__init__()
         self.retriever = retriever
 
-    def forward(self, user_idx: Tensor, k: Tensor) -> Tuple[Tensor, Tensor]:  # noqa: UP006
+    def forward(self, user_idx: Tensor, k: Tensor) -> tuple[Tensor, Tensor]:
         r = self.retriever
         users, ok = _guard(user_idx, r.num_users)
         scores = r.user_vectors[users] @ r.item_vectors.T  # (B, I)
