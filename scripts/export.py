@@ -26,6 +26,11 @@ def main(cfg: DictConfig) -> None:
             )
         for fmt, why in sorted(entry["skipped"].items()):
             print(f"{name} ({fmt}): skipped, {why.splitlines()[0]}")
+    if "triton" in manifest:
+        print(
+            f"triton model repository: {out_dir / 'triton'} ({len(manifest['triton']['models'])} "
+            f"models; not started here, serve with: {manifest['triton']['run']})"
+        )
     print(f"export: {out_dir}")
     print(
         f"manifest sha256: {manifest['sha256']}  (pin it in the serving config: "

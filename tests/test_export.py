@@ -49,8 +49,12 @@ def test_export_holds_verified_artifacts_and_manifest(mf_run, mf_export):
     assert on_disk - {"manifest.json"} == set(manifest["files"])
     for name in ARTIFACTS:
         entry = manifest["artifacts"][name]
-        assert entry["files"] == {"torchscript": f"{name}.pt", "pt2": f"{name}.pt2"}
-        for fmt in ("torchscript", "pt2"):
+        assert entry["files"] == {
+            "torchscript": f"{name}.pt",
+            "pt2": f"{name}.pt2",
+            "onnx": f"{name}.onnx",  # conf/export.yaml: onnx: true
+        }
+        for fmt in ("torchscript", "pt2", "onnx"):
             check = entry["verification"][fmt]
             assert check["passed"] and check["max_abs_diff"] <= 1e-5, (name, fmt, check)
             assert check["process"]["recsys_importable"] is False
@@ -162,7 +166,8 @@ def test_failed_parity_fails_loudly_and_publishes_nothing(mf_run, tmp_path):
     broken.load_state_dict(run.scorer.state_dict())
     run.scorer = broken.eval()
     out = tmp_path / "export"
-    with pytest.raises(ExportError, match=r"parity check failed for \['retriever:torchscript'\]"):
+    pattern = r"parity check failed for \['retriever:onnx', 'retriever:torchscript'\]"
+    with pytest.raises(ExportError, match=pattern):
         export_run(run, out)
     assert not out.exists()
     failed = tmp_path / "export.failed"

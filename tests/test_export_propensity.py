@@ -35,8 +35,12 @@ def test_propensity_artifact_matches_the_hooked_head(propensity_export):
     run_dir, out = propensity_export
     manifest = loader.verify_all(out)
     entry = manifest["artifacts"]["propensity"]
-    assert entry["files"] == {"torchscript": "propensity.pt", "pt2": "propensity.pt2"}
-    for fmt in ("torchscript", "pt2"):
+    assert entry["files"] == {
+        "torchscript": "propensity.pt",
+        "pt2": "propensity.pt2",
+        "onnx": "propensity.onnx",  # conf/export.yaml: onnx: true
+    }
+    for fmt in ("torchscript", "pt2", "onnx"):
         assert entry["verification"][fmt]["passed"], entry["verification"][fmt]
         assert entry["verification"][fmt]["process"]["recsys_importable"] is False
     assert entry["signature"]["torchscript"]["outputs"][0]["name"] == "probability"

@@ -165,6 +165,8 @@ ENTRY_PATHS: dict[str, dict[str, Any]] = {  # scripts other than train: conf/<en
     "export": {
         "checkpoint": OneOf(("best", "last")),
         "format": OneOf(("torchscript", "pt2", "both")),
+        "onnx": OneOf((True, False)), "triton": OneOf((True, False)),
+        "triton_max_batch_size": POSITIVE_INT,
         "num_popular": POSITIVE_INT, "seed": SEED, "verify.users": POSITIVE_INT,
         "verify.k": POSITIVE_INT, "verify.atol": NON_NEGATIVE,
     },

@@ -24,7 +24,7 @@ from torch import nn
 from recsys.atomic_files import write_atomic
 from recsys.errors import ConfigError, ExportError
 from recsys.run_dir import SPLITS, RunDir, TrainedRun, encode_vocabulary
-from recsys.serving import ann_index, artifacts, publish
+from recsys.serving import ann_index, artifacts, extra_formats, publish
 from recsys.serving.manifest import environment, signature, write_manifest
 from recsys.serving.verify import verify
 
@@ -71,12 +71,17 @@ def export_run(
     seed: int = 0,
     propensity: nn.Module | None = None,
     index: ann_index.IndexSettings | None = None,
+    onnx: bool = True,
+    triton: bool = False,
+    triton_max_batch_size: int = 1024,
 ) -> dict:
     """Write and verify the export of `run`; returns the manifest (its sha256 under `sha256`).
 
     `exclude` names the splits whose items each user never gets again (train + valid, as at test
     time in evaluation). `propensity` overrides the scorer's `propensity_module()` hook. `index`
-    (`ann_index.index_settings`) adds a FAISS index of the item vectors beside the artifacts.
+    (`ann_index.index_settings`) adds a FAISS index of the item vectors beside the artifacts,
+    `onnx` `<name>.onnx` files (`onnx_export.py`), `triton` a Triton model repository
+    (`triton_repo.py`).
     """
     bad = [f for f in formats if f not in FORMATS] + [s for s in exclude if s not in SPLITS]
     if bad or not formats:
@@ -86,6 +91,7 @@ def export_run(
             raise ConfigError(f"{key}={value!r}: must be a whole number >= 1")
     if isinstance(atol, bool) or not isinstance(atol, int | float) or not atol >= 0:
         raise ConfigError(f"verify.atol={atol!r}: must be a number >= 0")
+    extra_formats.check_flags(formats, onnx, triton, triton_max_batch_size)
     out_dir = Path(out_dir).absolute()  # the fresh verification process runs elsewhere
     publish.check_target(out_dir)  # before the work: a user's folder is refused at once
     scorer, run_dir = run.scorer.eval(), run.run_dir
@@ -111,25 +117,31 @@ def export_run(
         vocab_files = write_export_vocabularies(staging, vocab, popular)
         shutil.copyfile(Path(__file__).with_name("loader.py"), staging / "loader.py")
         entries: dict[str, dict] = {}
+        built = {}
         for fmt in formats:
-            modules = artifacts.build_modules(scorer, vectors, seen, propensity, fmt == "pt2")
-            for name, module in modules.items():
+            built[fmt] = artifacts.build_modules(scorer, vectors, seen, propensity, fmt == "pt2")
+            for name, module in built[fmt].items():
                 _save(entries, module, name, fmt, staging, scorer, int(vectors[1].shape[1]))
-        built = ann_index.add_index(index, staging, vectors, seen, pairs["test"][0], seed)
-        if built is not None:
-            entries["index"] = built.entry
+        ann = ann_index.add_index(index, staging, vectors, seen, pairs["test"][0], seed)
+        if ann is not None:
+            entries["index"] = ann.entry
         manifest = {
             **_describe(run, seen, exclude, vectors),
             "artifacts": entries,
             "vocab": vocab_files,
         }
+        dim = int(vectors[1].shape[1])
+        extra_formats.write(
+            manifest, built, staging, scorer, dim, onnx, triton, triton_max_batch_size
+        )
         write_manifest(staging, manifest)  # hashes first: the fresh process loads through them
         test, train = pairs["test"], pairs["train"]
         users = artifacts.sample_users(test[0], train[0], scorer.num_users, verify_users, seed)
         exposures = test if test[0].numel() else train
         cases = artifacts.parity_cases(scorer, seen, propensity, exposures, users, verify_k, seed)
-        if built is not None:
-            cases["index"] = built.parity_case(users, verify_k)
+        cases = extra_formats.with_cases(cases, entries)
+        if ann is not None:
+            cases["index"] = ann.parity_case(users, verify_k)
         _verify_and_publish(manifest, cases, staging, out_dir, atol)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -269,5 +281,8 @@ def export_from_config(cfg: DictConfig) -> tuple[Path, dict]:
         cfg.verify.atol,
         cfg.seed,
         index=index,
+        onnx=cfg.get("onnx", True),
+        triton=cfg.get("triton", False),
+        triton_max_batch_size=cfg.get("triton_max_batch_size", 1024),
     )
     return out_dir, manifest

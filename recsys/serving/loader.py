@@ -118,18 +118,13 @@ def artifact_formats(manifest: dict, name: str) -> list:
     return sorted(entry["files"])
 
 
-def load_artifact(
-    export_dir,
-    name: str = "retriever",
-    fmt=None,
-    expected_manifest_sha256=None,
-    allow_unverified: bool = False,
-    map_location: str = "cpu",
-):
-    """A callable module: TorchScript (`torch.jit.load`) or pt2 (`torch.export.load(...).module()`).
+def artifact_path(
+    export_dir, name: str, fmt=None, expected_manifest_sha256=None, allow_unverified=False
+) -> tuple:
+    """(format, path) of an artifact after its parity result and sha256 were checked.
 
-    `fmt=None` prefers TorchScript when the export has both. pt2 modules take tensors only
-    (`k` as a 0-d int64 tensor).
+    `fmt=None` prefers TorchScript, then pt2, when the export has several formats. pt2 modules
+    take tensors only (`k` as a 0-d int64 tensor).
     """
     if name == INDEX_ARTIFACT:
         raise IntegrityError(f"{export_dir}: the ANN index loads with load_index, not load_artifact")
@@ -138,7 +133,8 @@ def load_artifact(
     if not formats:
         have = sorted(manifest.get("artifacts", {}))
         raise IntegrityError(f"{export_dir}: no artifact {name!r} (this export has {have})")
-    fmt = fmt or ("torchscript" if "torchscript" in formats else formats[0])
+    # torch modules first: `onnx` (an onnxruntime session, called differently) only when asked
+    fmt = fmt or next((f for f in ("torchscript", "pt2") if f in formats), formats[0])
     if fmt not in formats:
         raise IntegrityError(f"{export_dir}: {name} was not exported as {fmt} (only {formats})")
     entry = manifest["artifacts"][name]
@@ -147,12 +143,58 @@ def load_artifact(
         raise IntegrityError(
             f"{export_dir}: {name} ({fmt}) did not pass its parity check at export: {check}"
         )
-    path = checked_path(export_dir, manifest, entry["files"][fmt])
+    return fmt, checked_path(export_dir, manifest, entry["files"][fmt])
+
+
+def load_artifact(
+    export_dir,
+    name: str = "retriever",
+    fmt=None,
+    expected_manifest_sha256=None,
+    allow_unverified: bool = False,
+    map_location: str = "cpu",
+):
+    """A callable module: TorchScript (`torch.jit.load`) or pt2 (`torch.export.load(...).module()`);
+    for `fmt="onnx"`, an onnxruntime InferenceSession (see `load_onnx`).
+
+    `fmt=None` prefers TorchScript when the export has both. pt2 modules take tensors only
+    (`k` as a 0-d int64 tensor).
+    """
+    fmt, path = artifact_path(export_dir, name, fmt, expected_manifest_sha256, allow_unverified)
+    if fmt == "onnx":
+        return _onnx_session(path)
     if fmt == "torchscript":
         with warnings.catch_warnings():  # torch.jit is deprecated upstream; pt2 is the way out
             warnings.simplefilter("ignore", DeprecationWarning)
             return torch.jit.load(str(path), map_location=map_location)
     return torch.export.load(str(path)).module()
+
+
+def load_onnx(
+    export_dir,
+    name: str = "retriever",
+    expected_manifest_sha256=None,
+    allow_unverified: bool = False,
+    providers=None,
+):
+    """`<name>.onnx` as an onnxruntime InferenceSession, opened only after its sha256 matched.
+
+    Feed numpy arrays by input name: `session.run(None, {"user_idx": users, "k": np.int64(10)})`.
+    A row whose index is out of range comes back as NaN (and item id -1): ONNX has no assert.
+    onnxruntime is imported here only, so the loader itself needs nothing beyond torch.
+    """
+    _, path = artifact_path(export_dir, name, "onnx", expected_manifest_sha256, allow_unverified)
+    return _onnx_session(path, providers)
+
+
+def _onnx_session(path: Path, providers=None):
+    try:
+        import onnxruntime
+    except ImportError:
+        raise ImportError(
+            f"{path}: opening an ONNX artifact needs onnxruntime (pip install onnxruntime)"
+        ) from None
+    return onnxruntime.InferenceSession(str(path), providers=providers or ["CPUExecutionProvider"])
 
 
 def read_vocabulary(export_dir, name: str, manifest=None) -> list:

@@ -31,12 +31,21 @@ def main() -> None:
         results = []
         with torch.no_grad():
             for args in case["inputs"]:
+                if fmt == "onnx":  # an onnxruntime session: numpy arrays by input name
+                    results.append(run_onnx(torch, module, args))
+                    continue
                 if fmt == "pt2":  # exported programs take tensors only
                     args = [a if isinstance(a, torch.Tensor) else torch.tensor(a) for a in args]
                 out = module(*args)
                 results.append(list(out) if isinstance(out, (tuple, list)) else [out])
         outputs["runs"][key] = results
     torch.save(outputs, outputs_path)
+
+
+def run_onnx(torch, session, args) -> list:
+    names = [i.name for i in session.get_inputs()]
+    feeds = {n: torch.as_tensor(a).numpy() for n, a in zip(names, args, strict=True)}
+    return [torch.from_numpy(out) for out in session.run(None, feeds)]
 
 
 if __name__ == "__main__":
