@@ -14,18 +14,17 @@ from __future__ import annotations
 import json
 import logging
 import shutil
-import time
 from pathlib import Path
 
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 from torch import nn
 
 from recsys.atomic_files import write_atomic
 from recsys.errors import ConfigError, ExportError
 from recsys.run_dir import SPLITS, RunDir, TrainedRun, encode_vocabulary
 from recsys.serving import ann_index, artifacts, extra_formats, publish
-from recsys.serving.manifest import environment, signature, write_manifest
+from recsys.serving.manifest import describe, signature, write_manifest
 from recsys.serving.verify import verify
 
 log = logging.getLogger(__name__)
@@ -126,7 +125,7 @@ def export_run(
         if ann is not None:
             entries["index"] = ann.entry
         manifest = {
-            **_describe(run, seen, exclude, vectors),
+            **describe(run, seen, exclude, vectors),
             "artifacts": entries,
             "vocab": vocab_files,
         }
@@ -166,54 +165,6 @@ def _save(entries, module, name, fmt, folder, scorer, dim) -> None:
         ) from err
     entry["files"][fmt] = path.name
     entry["signature"][fmt] = signature(name, fmt, scorer.num_users, scorer.num_items, dim)
-
-
-def embedding_columns(vectors: tuple[torch.Tensor, torch.Tensor]) -> str:
-    """What the encoders' columns are: a model with an item bias (MF) appends a column that is a
-    constant 1 for users and the bias for items, so that a dot product is the whole score."""
-    users, items = vectors
-    dim = int(items.shape[1])
-    text = f"user_encoder and item_encoder give {dim} columns; user @ item.T is the score"
-    if users.numel() and bool((users[:, -1] == 1).all()):
-        text += (
-            f"; column {dim - 1} is the item bias on the item side and a constant 1 on the user "
-            f"side (so columns 0..{dim - 2} are the learned factors)"
-        )
-    return text
-
-
-def _describe(run: TrainedRun, seen, exclude, vectors) -> dict:
-    """The manifest's account of the model, the run, the data and the serving conventions."""
-    scorer, report = run.scorer, run.run_dir.read_json("data_report.json")
-    return {
-        "model": {
-            "name": str(run.cfg.model.get("name", type(scorer).__name__)),
-            "scorer_class": f"{type(scorer).__module__}.{type(scorer).__qualname__}",
-            "config": OmegaConf.to_container(run.cfg.model, resolve=True),
-        },
-        "run": {
-            "run_dir": str(run.run_dir.root),
-            "checkpoint": str(run.checkpoint_path),
-            "metrics": run.metrics,
-            "test_fingerprint": report.get("test_fingerprint"),
-        },
-        "data": {
-            "name": report.get("summary", {}).get("name", run.cfg.data.get("name")),
-            "num_users": scorer.num_users,
-            "num_items": scorer.num_items,
-            "seen_splits": list(exclude),
-            "seen_pairs": int(seen.indices.numel()),
-        },
-        "serving": {
-            "ranking": "score descending; ties go to the lower item index (as in evaluation)",
-            "seen_items": f"items of the {'+'.join(exclude)} splits score -inf and come last",
-            "unknown_users": "recommend vocab/popular_items.txt (most popular first)",
-            "embedding_columns": embedding_columns(vectors),
-            "loader": "loader.py: checks sha256 against this manifest before torch loads a file",
-        },
-        "environment": environment(),
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-    }
 
 
 def _verify_and_publish(manifest: dict, cases, staging: Path, out_dir: Path, atol: float) -> None:

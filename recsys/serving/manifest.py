@@ -8,9 +8,15 @@ from __future__ import annotations
 import hashlib
 import json
 import platform
+import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
+from omegaconf import OmegaConf
+
+if TYPE_CHECKING:
+    from recsys.run_dir import TrainedRun
 
 MANIFEST = "manifest.json"
 FORMAT_VERSION = 1
@@ -87,3 +93,51 @@ def write_manifest(folder: Path, manifest: dict) -> str:
     path = folder / MANIFEST
     path.write_text(json.dumps(manifest, indent=2, sort_keys=True, default=str) + "\n")
     return sha256_file(path)
+
+
+def embedding_columns(vectors: tuple[torch.Tensor, torch.Tensor]) -> str:
+    """What the encoders' columns are: a model with an item bias (MF) appends a column that is a
+    constant 1 for users and the bias for items, so that a dot product is the whole score."""
+    users, items = vectors
+    dim = int(items.shape[1])
+    text = f"user_encoder and item_encoder give {dim} columns; user @ item.T is the score"
+    if users.numel() and bool((users[:, -1] == 1).all()):
+        text += (
+            f"; column {dim - 1} is the item bias on the item side and a constant 1 on the user "
+            f"side (so columns 0..{dim - 2} are the learned factors)"
+        )
+    return text
+
+
+def describe(run: TrainedRun, seen, exclude, vectors) -> dict:
+    """The manifest's account of the model, the run, the data and the serving conventions."""
+    scorer, report = run.scorer, run.run_dir.read_json("data_report.json")
+    return {
+        "model": {
+            "name": str(run.cfg.model.get("name", type(scorer).__name__)),
+            "scorer_class": f"{type(scorer).__module__}.{type(scorer).__qualname__}",
+            "config": OmegaConf.to_container(run.cfg.model, resolve=True),
+        },
+        "run": {
+            "run_dir": str(run.run_dir.root),
+            "checkpoint": str(run.checkpoint_path),
+            "metrics": run.metrics,
+            "test_fingerprint": report.get("test_fingerprint"),
+        },
+        "data": {
+            "name": report.get("summary", {}).get("name", run.cfg.data.get("name")),
+            "num_users": scorer.num_users,
+            "num_items": scorer.num_items,
+            "seen_splits": list(exclude),
+            "seen_pairs": int(seen.indices.numel()),
+        },
+        "serving": {
+            "ranking": "score descending; ties go to the lower item index (as in evaluation)",
+            "seen_items": f"items of the {'+'.join(exclude)} splits score -inf and come last",
+            "unknown_users": "recommend vocab/popular_items.txt (most popular first)",
+            "embedding_columns": embedding_columns(vectors),
+            "loader": "loader.py: checks sha256 against this manifest before torch loads a file",
+        },
+        "environment": environment(),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
