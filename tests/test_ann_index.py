@@ -102,10 +102,11 @@ def test_without_faiss_an_index_is_one_export_error_naming_the_extra(monkeypatch
 
 @pytest.fixture(scope="module")
 def indexed(tmp_path_factory):
-    """A tiny MF run exported with a flat index (exact: the answers must equal the retriever's)."""
+    """A tiny MF run exported with a flat index (exact: the answers must equal the retriever's),
+    ONNX files (the default) and the Triton layout: every way to serve it, in one export."""
     run = trained_run(tmp_path_factory.getbasetemp() / "shared", "mf")
     out, manifest = exported(run, tmp_path_factory.mktemp("ann") / "export", "index=faiss",
-                             "index.kind=flat")  # fmt: skip
+                             "index.kind=flat", "triton=true")  # fmt: skip
     return out, manifest
 
 
@@ -121,22 +122,30 @@ def test_export_with_a_flat_index_records_exact_recall_and_passes_the_fresh_proc
     assert json.loads((out / "index" / "params.json").read_text())["dim"] == 65  # 64 + MF's bias
 
 
-def test_index_served_without_recsys_gives_the_exact_retrievers_answers(indexed, tmp_path):
+def test_index_onnx_and_triton_served_without_recsys_give_the_exact_retrievers_answers(
+    indexed, tmp_path
+):
     out, _ = indexed
     script = tmp_path / "serve.py"
     script.write_text(
-        "import importlib.util, json, sys, torch\n"
+        "import importlib.util, json, sys, numpy as np, torch\n"
         "assert importlib.util.find_spec('recsys') is None\n"
         "spec = importlib.util.spec_from_file_location('loader', sys.argv[1] + '/loader.py')\n"
         "loader = importlib.util.module_from_spec(spec); spec.loader.exec_module(loader)\n"
-        "scores, ids = loader.load_index(sys.argv[1])(torch.arange(50), 10)\n"
-        "print(json.dumps(ids.tolist()))\n"
+        "users = torch.arange(50)\n"
+        "_, by_index = loader.load_index(sys.argv[1])(users, 10)\n"
+        "onnx = loader.load_onnx(sys.argv[1], 'retriever')\n"
+        "by_onnx = onnx.run(None, {'user_idx': users.numpy(), 'k': np.array(10)})[1]\n"
+        "triton = torch.jit.load(sys.argv[1] + '/triton/retriever_torchscript/1/model.pt')\n"
+        "by_triton = triton(users, torch.tensor([10]))[1]\n"
+        "print(json.dumps([by_index.tolist(), by_onnx.tolist(), by_triton.tolist()]))\n"
     )
     done = fresh_python(str(script), str(out))
     assert done.returncode == 0, done.stderr
     scores, exact = loader.load_artifact(out, "retriever")(torch.arange(50), 10)
-    exact = exact.masked_fill(torch.isinf(scores), -1)
-    assert json.loads(done.stdout.strip().splitlines()[-1]) == exact.tolist()
+    by_index, by_onnx, by_triton = json.loads(done.stdout.strip().splitlines()[-1])
+    assert by_onnx == by_triton == exact.tolist()
+    assert by_index == exact.masked_fill(torch.isinf(scores), -1).tolist()
 
 
 def test_recommend_with_index_gives_the_same_items_as_the_exact_scan(indexed):

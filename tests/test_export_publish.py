@@ -111,3 +111,14 @@ def test_relative_paths_and_re_export_over_an_own_export(mf_run, tmp_path, monke
     assert loader.verify_all(second)["artifacts"]["retriever"]["files"]["pt2"] == "retriever.pt2"
     assert "learned factors" in manifest["serving"]["embedding_columns"]  # MF's bias column
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "run"]
+
+
+def test_published_export_is_as_readable_as_a_folder_made_with_mkdir(tmp_path):
+    """mkdtemp makes 0700 folders: the export must stay readable to the serving user."""
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    target = tmp_path / "export"
+    staging = publish.make_staging(target)
+    _fake_export(staging, "a\n")
+    publish.publish(staging, target)
+    assert target.stat().st_mode & 0o777 == plain.stat().st_mode & 0o777

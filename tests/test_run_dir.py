@@ -123,3 +123,15 @@ def test_export_reads_no_training_data(tmp_path):
         want = torch.topk(scores, 10).indices.tolist()
         _, got = retriever(torch.tensor([u]), 10)
         assert [items[i] for i in got[0].tolist()] == [items[i] for i in want], raw
+
+
+def test_written_files_get_the_mode_a_plain_open_would_give(tmp_path):
+    """mkstemp makes 0600 files: a run's metrics must stay readable to the serving user."""
+    plain = tmp_path / "plain.json"
+    plain.write_text("{}")
+    atomic = tmp_path / "atomic.json"
+    write_atomic(atomic, b"{}")
+    assert (atomic.stat().st_mode & 0o777) == (plain.stat().st_mode & 0o777)
+    atomic.chmod(0o640)
+    write_atomic(atomic, b"{ }")  # a rewrite keeps the mode the user gave the file
+    assert atomic.stat().st_mode & 0o777 == 0o640

@@ -78,9 +78,17 @@ def make_staging(target: Path) -> Path:
             break
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        return Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent))
+        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent))
+        staging.chmod(0o777 & ~_umask())  # mkdtemp's 0700 would hide the export from a serving user
+        return staging
     except OSError as err:
         raise ExportError(f"{target.parent}: cannot write the export there ({err.strerror})") from err
+
+
+def _umask() -> int:
+    umask = os.umask(0o022)  # read it (no call reads it without setting it), then restore
+    os.umask(umask)
+    return umask
 
 
 def _exchange(a: Path, b: Path) -> bool:
