@@ -150,7 +150,13 @@ def test_saved_report_is_json(tmp_path):
     assert json.loads(json.dumps(data.report))["source"] == "ml-1m"
 
 
-PRESETS_ON_DISK = {"ml100k": "data_dir", "ml1m": "data_dir", "beauty": "train"}
+PRESETS_ON_DISK = {
+    "ml100k": "data_dir",
+    "ml1m": "data_dir",
+    "beauty": "train",
+    "gowalla": "train",
+    "ml1m_random": "train",
+}
 
 
 @pytest.mark.parametrize("preset", sorted(p.stem for p in (CONF / "data").glob("*.yaml")))

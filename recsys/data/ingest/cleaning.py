@@ -1,9 +1,9 @@
 """Cleaning steps on a `LogTable`, each optional, each recorded in the `DataReport` with the rows it
-removed and why. Order: blank rows -> rows with extra fields (on_invalid: drop) -> ids holding a
-line break -> missing ids -> unparseable values -> duplicates -> rating threshold -> k-core
-(de-duplicating before the threshold means a user's latest rating of an item is the one judged).
-Blank rows and ids with a line break always go: a blank line holds no interaction, and a vocabulary
-file holds one id per line.
+removed and why. Order: blank rows -> rows with extra fields (on_invalid: drop) -> adjacency lines
+with a bad id (on_invalid: drop) or only a user -> ids holding a line break -> missing ids ->
+unparseable values -> duplicates -> rating threshold -> k-core (de-duplicating before the
+threshold means a user's latest rating of an item is the one judged). Blank rows and ids with a
+line break always go: a blank line holds no interaction, and a vocabulary file holds one id per line.
 """
 
 from __future__ import annotations
@@ -46,6 +46,11 @@ FLAG_REASONS = {
         "more fields than the first row, e.g. an unquoted separator inside a field "
         "(cleaning.on_invalid: drop)",
     ),
+    "invalid_ids": (  # format: adjacency (adjacency.py)
+        "drop_invalid_ids",
+        "id is not a non-negative integer (cleaning.on_invalid: drop); a bad user id drops its line",
+    ),
+    "user_only": ("drop_user_only_lines", "line holds a user id and no items (format: adjacency)"),
 }
 LINE_BREAKS = ("\n", "\r")  # what a one-id-per-line vocabulary file cannot hold (recsys.run_dir)
 

@@ -133,6 +133,8 @@ def read_log(
     labels = LabelMap.from_config(label_map)
     path = check_file(Path(path))
     fmt = infer_format(path, format)
+    if fmt == "adjacency":
+        return _read_adjacency(path, columns, sep, encoding, on_invalid)
     sep = sep or FORMATS[fmt]
     for required in ("user", "item"):
         if columns.get(required) is None:
@@ -190,6 +192,22 @@ def read_log(
         cols,
         {k: v for k, v in merged.items() if k in FLAGS},
     )
+
+
+def _read_adjacency(
+    path: Path, columns: Mapping, sep: str | None, encoding: str, on_invalid: str
+) -> LogTable:
+    """`user item item ...` lines hold ids only: a value column or a delimiter set for them would
+    be silently ignored, so it is refused. `header` does not apply (the lines have no header)."""
+    from recsys.data.ingest.adjacency import read_adjacency  # it builds LogTables: import here
+
+    values = [f"columns.{k}" for k in VALUE_FIELDS if columns.get(k) is not None]
+    if values or sep is not None:
+        raise DataError(
+            f"{path}: format 'adjacency' holds only user and item ids; unset "
+            + ", ".join(values + (["sep"] if sep is not None else []))
+        )
+    return read_adjacency(path, encoding, on_invalid)
 
 
 def _flag_rows(chunk: pd.DataFrame, parts: dict[str, list[np.ndarray]]) -> np.ndarray:

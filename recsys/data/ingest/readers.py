@@ -25,7 +25,7 @@ import pyarrow.parquet as pq
 from recsys.data.ingest import extra_fields as extra
 from recsys.errors import DataError
 
-FORMATS = {"csv": ",", "tsv": "\t", "whitespace": r"\s+", "parquet": None}
+FORMATS = {"csv": ",", "tsv": "\t", "whitespace": r"\s+", "parquet": None, "adjacency": None}
 EXTENSIONS = {
     ".csv": "csv",
     ".tsv": "tsv",
@@ -251,6 +251,8 @@ def read_frame(
             return pq.read_table(path).to_pandas()
         except (pa.ArrowException, OSError) as err:
             raise DataError(f"{path}: cannot read as Parquet ({err})") from err
+    if fmt == "adjacency":
+        raise DataError(f"{path}: format 'adjacency' is for interaction files, not side features")
     sep = sep or FORMATS[fmt]
     try:
         frame = pd.read_csv(path, dtype=str, **_text_kwargs(sep, header, encoding))

@@ -115,7 +115,7 @@ class InteractionLogSource:
     train: str | None = None  # or pre-split files (their vocabularies come from train)
     valid: str | None = None
     test: str | None = None
-    format: str | None = None  # csv | tsv | whitespace | parquet; None = from the extension
+    format: str | None = None  # csv | tsv | whitespace | parquet | adjacency; None = from extension
     header: bool = True  # text: first line holds column names
     sep: str | None = None  # text: explicit delimiter, overrides the format's
     encoding: str = "utf-8"
