@@ -244,9 +244,7 @@ def read_frame(
     path = check_file(path)
     fmt = infer_format(path, fmt)
     if fmt == "parquet":
-        found_columns(
-            path, fmt, None, header, encoding
-        )  # turns an unreadable file into a DataError
+        found_columns(path, fmt, None, header, encoding)  # an unreadable file: a DataError
         try:
             return pq.read_table(path).to_pandas()
         except (pa.ArrowException, OSError) as err:
