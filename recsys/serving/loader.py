@@ -215,8 +215,7 @@ def read_vocabulary(export_dir, name: str, manifest=None) -> list:
         raise IntegrityError(f"{path}: not UTF-8 ({err})") from None
 
 
-# --- Approximate nearest-neighbour index (`index/items.faiss`, exported with index=faiss) ---
-# faiss is imported inside `load_index` only: this file stays standard library + torch to import.
+# The ANN index (`index/items.faiss`, index=faiss); faiss is imported inside `load_index` only.
 
 
 def overfetch(k: int, seen_counts: torch.Tensor, num_items: int) -> int:
