@@ -170,13 +170,7 @@ def load_artifact(
     return torch.export.load(str(path)).module()
 
 
-def load_onnx(
-    export_dir,
-    name: str = "retriever",
-    expected_manifest_sha256=None,
-    allow_unverified: bool = False,
-    providers=None,
-):
+def load_onnx(export_dir, name="retriever", expected_manifest_sha256=None, allow_unverified=False, providers=None):
     """`<name>.onnx` as an onnxruntime InferenceSession, opened only after its sha256 matched.
 
     Feed numpy arrays by input name: `session.run(None, {"user_idx": users, "k": np.int64(10)})`.
