@@ -31,14 +31,18 @@ def write_atomic(path: Path, data: bytes) -> None:
         os.close(dir_fd)
 
 
+def process_umask() -> int:
+    umask = os.umask(0o022)  # read it (no call reads it without setting it), then restore
+    os.umask(umask)
+    return umask
+
+
 def _file_mode(path: Path) -> int:
     """The mode `open()` would give a new file (0666 less the umask), or the replaced file's."""
     try:
         return stat.S_IMODE(path.stat().st_mode)
     except FileNotFoundError:
-        umask = os.umask(0o022)  # read it (no call reads it without setting it), then restore
-        os.umask(umask)
-        return 0o666 & ~umask
+        return 0o666 & ~process_umask()
 
 
 def write_json(path: Path, obj: dict) -> None:

@@ -5,7 +5,6 @@ of those weights is saved (best or last) and before validation ranks with them.
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import pytorch_lightning as pl
@@ -14,16 +13,7 @@ from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.trainer.states import TrainerFn
 from torch import Tensor
 
-from recsys.errors import ConfigError, TrainingError
-
-
-def check_learning_rate(optimizer_cfg: dict) -> None:
-    """A negative or non-finite learning rate can only diverge (or makes torch raise mid-fit)."""
-    lr = optimizer_cfg.get("lr")
-    if lr is not None and not (isinstance(lr, int | float) and math.isfinite(lr) and lr >= 0):
-        raise ConfigError(
-            f"model.module.optimizer.lr={lr}: must be a finite number >= 0 (e.g. 0.005)"
-        )
+from recsys.errors import TrainingError
 
 
 class DivergenceGuard(pl.Callback):

@@ -21,8 +21,8 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from recsys.errors import RunError
 from recsys.run_dir import RunDir
+from recsys.run_identity import checkpoint_file
 
 log = logging.getLogger(__name__)
 
@@ -62,11 +62,7 @@ def command_line() -> tuple[set[str], list[str]] | None:
 
 def checkpoint_run(ckpt_path: str | Path) -> RunDir | None:
     """The run directory a checkpoint sits in (`<run>/checkpoints/<file>.ckpt`), if it is one."""
-    path = Path(ckpt_path)
-    if path.is_dir():
-        raise RunError(f"ckpt_path={path}: a directory; name a checkpoint file (e.g. last.ckpt)")
-    if not path.is_file():
-        raise RunError(f"ckpt_path={path}: no such checkpoint file")
+    path = checkpoint_file(ckpt_path)
     run = RunDir(path.resolve().parent.parent)
     return run if path.parent.name == "checkpoints" and run.config_path.is_file() else None
 

@@ -17,6 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from recsys.data.interactions import InteractionData
 from recsys.errors import RunError
+from recsys.run_loading import read_torch_file
 
 CHECKPOINT_KEY = "recsys_identity"  # the checkpoint dict's entry (plain str/int/dict: weights_only)
 
@@ -56,17 +57,19 @@ class RunIdentity(pl.Callback):
         checkpoint[CHECKPOINT_KEY] = self.identity
 
 
-def read_checkpoint(path: str | Path, what: str = "ckpt_path") -> dict[str, Any]:
-    """A checkpoint as data (never code), or a RunError naming the file."""
+def checkpoint_file(path: str | Path, what: str = "ckpt_path") -> Path:
+    """`path` as a checkpoint file that exists, or a RunError saying what was given instead."""
     path = Path(path)
     if path.is_dir():
         raise RunError(f"{what}={path}: a directory; name a checkpoint file (e.g. last.ckpt)")
     if not path.is_file():
         raise RunError(f"{what}={path}: no such checkpoint file")
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except Exception as err:  # noqa: BLE001 - any unreadable file is the user's, said in one line
-        raise RunError(f"{what}={path}: not a readable checkpoint ({type(err).__name__})") from err
+    return path
+
+
+def read_checkpoint(path: str | Path, what: str = "ckpt_path") -> dict[str, Any]:
+    """A checkpoint as data (never code), or a RunError naming the file."""
+    return read_torch_file(checkpoint_file(path, what), "checkpoint", mmap=True)  # identity only  # mmap: only the identity is read here
 
 
 def _flat(tree: Any, prefix: str) -> dict[str, Any]:

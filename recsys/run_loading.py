@@ -22,12 +22,12 @@ def _first_line(err: BaseException, limit: int = 300) -> str:
     return text[:limit]
 
 
-def read_torch_file(path: Path, what: str, map_location: Any = "cpu") -> Any:
+def read_torch_file(path: Path, what: str, map_location: Any = "cpu", mmap: bool = False) -> Any:
     """`torch.load(weights_only=True)` of `path`; RunError naming it when it cannot be read."""
     if not path.is_file():
         raise RunError(f"{path}: {what} not found")
     try:
-        return torch.load(path, map_location=map_location, weights_only=True)
+        return torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
     except pickle.UnpicklingError:
         raise RunError(
             f"{path}: {what} refused by torch.load(weights_only=True): it holds objects other than "

@@ -21,7 +21,7 @@ from recsys.callbacks import EpochTimer
 from recsys.config import check_train_config
 from recsys.data.datamodule import build_datamodule
 from recsys.data.interactions import InteractionData
-from recsys.divergence import DivergenceGuard, check_learning_rate
+from recsys.divergence import DivergenceGuard
 from recsys.errors import ConfigError
 from recsys.models.contracts import ScorerInputs, has_propensity_head
 from recsys.models.factory import build_loss, build_scorer
@@ -87,7 +87,6 @@ def build_objects(cfg: DictConfig) -> dict[str, Any]:
     )
     # Under DDP one optimiser step sees data.loader.batch_size rows on each of world_size processes.
     optimizer_cfg = OmegaConf.to_container(cfg.model.module.optimizer, resolve=True)
-    check_learning_rate(optimizer_cfg)
     if trainer.world_size > 1 and "lr" in optimizer_cfg:
         base = optimizer_cfg["lr"]
         optimizer_cfg["lr"] = base * lr_scale(cfg.get("lr_scaling", "none"), trainer.world_size)

@@ -95,6 +95,13 @@ def exported(run_dir: Path, out_dir: Path, *overrides: str) -> tuple[Path, dict]
     return export_from_config(export_config(f"run_dir={run_dir}", f"out_dir={out_dir}", *overrides))
 
 
+def flip_one_byte(path: Path) -> None:
+    """Tamper with a file the way a bad disk or an attacker would: one bit in its middle."""
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    path.write_bytes(bytes(data))
+
+
 def fresh_python(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
     """`python -I -S <args>` with torch's site directory as the only extra path: recsys is not
     importable, as on a serving machine."""

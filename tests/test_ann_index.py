@@ -18,7 +18,7 @@ from recsys.csr import UserItemCSR  # noqa: E402
 from recsys.errors import ConfigError, ExportError  # noqa: E402
 from recsys.serving import ann_index, loader  # noqa: E402
 from tests.conftest import ROOT  # noqa: E402
-from tests.serving_support import exported, fresh_python, trained_run  # noqa: E402
+from tests.serving_support import exported, flip_one_byte, fresh_python, trained_run  # noqa: E402
 
 
 def clustered(num_items: int, dim: int, seed: int = 0) -> torch.Tensor:
@@ -163,9 +163,7 @@ def test_a_tampered_index_file_is_refused_before_it_is_read(indexed, tmp_path, r
     out, _ = indexed
     copy = tmp_path / "export"
     shutil.copytree(out, copy)
-    data = bytearray((copy / relative).read_bytes())
-    data[len(data) // 2] ^= 0x01
-    (copy / relative).write_bytes(bytes(data))
+    flip_one_byte(copy / relative)
     with pytest.raises(loader.IntegrityError, match=relative.split("/")[-1]):
         loader.load_index(copy)
 

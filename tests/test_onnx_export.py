@@ -21,7 +21,7 @@ from tests.onnx_support import (
     run_fresh,
     two_tower_export,
 )
-from tests.serving_support import export_config, exported, fresh_python
+from tests.serving_support import export_config, exported, flip_one_byte, fresh_python
 
 pytestmark = needs_onnx
 ARTIFACTS = ("retriever", "user_encoder", "item_encoder")
@@ -94,9 +94,7 @@ def test_tampered_onnx_file_is_refused_by_the_loader(onnx_export, tmp_path):
     _, out, _ = onnx_export
     copy = tmp_path / "export"
     shutil.copytree(out, copy)
-    data = bytearray((copy / "user_encoder.onnx").read_bytes())
-    data[len(data) // 2] ^= 0x01
-    (copy / "user_encoder.onnx").write_bytes(bytes(data))
+    flip_one_byte(copy / "user_encoder.onnx")
     with pytest.raises(
         loader.IntegrityError, match=r"user_encoder\.onnx: sha256 .* does not match"
     ):

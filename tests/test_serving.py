@@ -19,7 +19,7 @@ from recsys.metrics.ranking import topk_items
 from recsys.serving import loader
 from recsys.serving.topk import tie_rank_buffer, topk_lowest_index_ties
 from tests.conftest import ROOT
-from tests.serving_support import exported, fresh_python, trained_run
+from tests.serving_support import exported, flip_one_byte, fresh_python, trained_run
 
 NUM_ITEMS = 200  # tiny synthetic catalogue of tests/conftest.py TINY
 
@@ -107,17 +107,11 @@ def test_whole_catalogue_puts_seen_items_last(mf_export):
     assert seen.any() and not seen[: int((~seen).sum())].any()  # -inf only at the end
 
 
-def _flip_one_byte(path: Path) -> None:
-    data = bytearray(path.read_bytes())
-    data[len(data) // 2] ^= 0x01
-    path.write_bytes(bytes(data))
-
-
 @pytest.mark.parametrize("target", ["retriever.pt", "retriever.pt2", "vocab/items.txt"])
 def test_one_changed_byte_is_detected_before_loading(mf_export, tmp_path, target):
     copy = tmp_path / "export"
     shutil.copytree(mf_export, copy)
-    _flip_one_byte(copy / target)
+    flip_one_byte(copy / target)
     with pytest.raises(loader.IntegrityError, match="does not match the manifest"):
         loader.verify_all(copy)
     if target.startswith("retriever"):

@@ -107,15 +107,6 @@ def check_target(key: str, value: Any, source: str | Path) -> str:
     return value
 
 
-def locate(path: str, key: str, source: str | Path = "config") -> Any:
-    """The class or function `path` names, after `check_target` allowed it."""
-    check_target(key, path, source)
-    if path in THIRD_PARTY_TARGETS or path in _trusted_by_user():
-        module, _, name = path.rpartition(".")
-        return getattr(importlib.import_module(module), name)
-    return _resolve_recsys(path)
-
-
 def _class_paths(node: Any, prefix: str) -> Iterator[tuple[str, Any]]:
     """(key path, value) of every `_target_` and class-path key under `node`, values resolved."""
     if isinstance(node, DictConfig):

@@ -20,6 +20,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from recsys.atomic_files import process_umask
 from recsys.errors import ExportError
 from recsys.serving.manifest import MANIFEST
 
@@ -79,16 +80,10 @@ def make_staging(target: Path) -> Path:
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent))
-        staging.chmod(0o777 & ~_umask())  # mkdtemp's 0700 would hide the export from a serving user
+        staging.chmod(0o777 & ~process_umask())  # mkdtemp's 0700 would hide the export from a serving user
         return staging
     except OSError as err:
         raise ExportError(f"{target.parent}: cannot write the export there ({err.strerror})") from err
-
-
-def _umask() -> int:
-    umask = os.umask(0o022)  # read it (no call reads it without setting it), then restore
-    os.umask(umask)
-    return umask
 
 
 def _exchange(a: Path, b: Path) -> bool:

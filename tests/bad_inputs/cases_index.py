@@ -20,7 +20,7 @@ from recsys.serving.exporter import export_from_config
 from tests.bad_inputs.cases_serving import recommend
 from tests.bad_inputs.fixtures import export_copy, run_copy
 from tests.bad_inputs.harness import Case
-from tests.serving_support import export_config, exported
+from tests.serving_support import export_config, exported, flip_one_byte
 
 
 @cache
@@ -62,9 +62,7 @@ def _without_faiss(tmp: Path):
 
 def _flip(relative: str):
     def damage(export: Path) -> None:
-        data = bytearray((export / relative).read_bytes())
-        data[len(data) // 2] ^= 0x01
-        (export / relative).write_bytes(bytes(data))
+        flip_one_byte(export / relative)
 
     return damage
 

@@ -16,7 +16,7 @@ from recsys.serving.exporter import export_from_config
 from tests.bad_inputs.fixtures import export_copy, run_copy
 from tests.bad_inputs.harness import Case
 from tests.onnx_support import MISSING
-from tests.serving_support import export_config
+from tests.serving_support import export_config, flip_one_byte
 
 ONNX_FILES = ("retriever.onnx", "user_encoder.onnx", "item_encoder.onnx")
 
@@ -38,9 +38,7 @@ def _open(damage, name: str = "user_encoder"):
 
 def _flip(relative: str):
     def damage(export: Path) -> None:
-        data = bytearray((export / relative).read_bytes())
-        data[len(data) // 2] ^= 0x01
-        (export / relative).write_bytes(bytes(data))
+        flip_one_byte(export / relative)
 
     return damage
 

@@ -14,6 +14,7 @@ from recsys.serving import loader
 from tests.bad_inputs.fixtures import export_copy
 from tests.bad_inputs.harness import Case
 from tests.conftest import ROOT
+from tests.serving_support import flip_one_byte
 
 AREA = "serving"
 _RECOMMEND: dict = {}
@@ -47,9 +48,7 @@ def _nothing(export: Path, tmp: Path) -> None:
 
 def _flip(relative: str):
     def damage(export: Path, tmp: Path) -> None:
-        data = bytearray((export / relative).read_bytes())
-        data[len(data) // 2] ^= 0x01
-        (export / relative).write_bytes(bytes(data))
+        flip_one_byte(export / relative)
 
     return damage
 
