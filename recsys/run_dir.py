@@ -161,7 +161,9 @@ class RunDir:
         try:
             return decode_vocabulary(path.read_bytes())
         except UnicodeDecodeError as err:
-            raise RunError(f"{path}: not UTF-8 at byte {err.start}; not written by recsys") from None
+            raise RunError(
+                f"{path}: not UTF-8 at byte {err.start}; not written by recsys"
+            ) from None
 
     def has_vocabulary(self, name: str) -> bool:
         return (self.vocab_dir / f"{name}.txt").is_file()

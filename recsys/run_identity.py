@@ -69,7 +69,9 @@ def checkpoint_file(path: str | Path, what: str = "ckpt_path") -> Path:
 
 def read_checkpoint(path: str | Path, what: str = "ckpt_path") -> dict[str, Any]:
     """A checkpoint as data (never code), or a RunError naming the file."""
-    return read_torch_file(checkpoint_file(path, what), "checkpoint", mmap=True)  # identity only  # mmap: only the identity is read here
+    return read_torch_file(
+        checkpoint_file(path, what), "checkpoint", mmap=True
+    )  # identity only  # mmap: only the identity is read here
 
 
 def _flat(tree: Any, prefix: str) -> dict[str, Any]:

@@ -57,13 +57,17 @@ def scorer_inputs(state: dict, path: Path) -> ScorerInputs:
 
 def build_run_scorer(cfg: DictConfig, inputs: ScorerInputs, config_path: Path) -> Scorer:
     """The scorer `model.scorer` of the (already checked) config describes."""
-    scorer_cfg = cfg.get("model", {}).get("scorer") if isinstance(cfg.get("model"), DictConfig) else None
+    scorer_cfg = (
+        cfg.get("model", {}).get("scorer") if isinstance(cfg.get("model"), DictConfig) else None
+    )
     if not isinstance(scorer_cfg, DictConfig) or "_target_" not in scorer_cfg:
         raise ConfigError(f"{config_path}: no model.scorer._target_; not a recsys run's config")
     try:
         return build_scorer(scorer_cfg, inputs)
     except (TypeError, ValueError, AttributeError) as err:
-        raise ConfigError(f"{config_path}: model.scorer cannot be built ({_first_line(err)})") from None
+        raise ConfigError(
+            f"{config_path}: model.scorer cannot be built ({_first_line(err)})"
+        ) from None
 
 
 def load_checkpoint_into(

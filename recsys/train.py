@@ -173,6 +173,10 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
     with RunGuard(run, cfg.get("ckpt_path")) as guard:  # a refused start leaves no directory
         cfg = restore_run_config(cfg)
         check_train_config(cfg)  # before anything is written: a bad key costs nothing
+        if cfg.model.get("kind") == "customer":  # one row per customer, not per interaction
+            from recsys.marketing.customer_training import train_customers
+
+            return train_customers(run, cfg, guard)
         return _train_into(run, cfg, guard)
 
 

@@ -72,3 +72,17 @@ def fit_calibration(method: str, logits: Tensor, labels: Tensor) -> dict:
         x, y = fit_isotonic(torch.sigmoid(logits.double()), labels)
         return {"iso_x": x, "iso_y": y}
     return {}
+
+
+def apply_calibration(params: dict, logits: Tensor) -> Tensor:
+    """Probabilities from logits under `fit_calibration`'s result (the head's buffers do the same
+    inside a model; this is for models that keep their calibration beside the checkpoint)."""
+    z = logits.double()
+    if "iso_x" in params:
+        x, y = torch.as_tensor(params["iso_x"]).double(), torch.as_tensor(params["iso_y"]).double()
+        p = torch.sigmoid(z)
+        idx = torch.searchsorted(x, p).clamp(1, max(len(x) - 1, 1))
+        x0, x1, y0, y1 = x[idx - 1], x[idx], y[idx - 1], y[idx]
+        w = ((p - x0) / (x1 - x0).clamp(min=1e-12)).clamp(0, 1)
+        return (y0 + w * (y1 - y0)).float()
+    return torch.sigmoid(params.get("a", 1.0) * z + params.get("b", 0.0)).float()

@@ -94,7 +94,9 @@ def _count(devices) -> int:
 def processes_per_machine(cfg: DictConfig, parallel_trials: int = 1) -> int:
     """Training processes on this machine at once: DDP ranks per node x trials run side by side."""
     trainer = cfg.get("trainer") or {}
-    ranks = _count(trainer.get("devices", 1)) if trainer.get("strategy") not in (None, "auto") else 1
+    ranks = (
+        _count(trainer.get("devices", 1)) if trainer.get("strategy") not in (None, "auto") else 1
+    )
     return ranks * max(1, parallel_trials)
 
 

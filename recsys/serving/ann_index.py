@@ -64,13 +64,19 @@ def index_settings(node) -> IndexSettings | None:
         raise ConfigError(f"index.kind={kind!r}: must be one of {' | '.join(KINDS)} or null")
     unknown = sorted(set(node) - set(INT_KEYS))
     if unknown:
-        raise ConfigError(f"unknown key index.{unknown[0]}: index takes kind, {', '.join(INT_KEYS)}")
+        raise ConfigError(
+            f"unknown key index.{unknown[0]}: index takes kind, {', '.join(INT_KEYS)}"
+        )
     for key, value in node.items():
         bad = isinstance(value, bool) or not isinstance(value, int) or value < INT_KEYS[key]
         if value is not None and bad:
-            raise ConfigError(f"index.{key}={value!r}: must be an integer >= {INT_KEYS[key]} or null")
+            raise ConfigError(
+                f"index.{key}={value!r}: must be an integer >= {INT_KEYS[key]} or null"
+            )
     if (node.get("pq_nbits") or 0) > 16:
-        raise ConfigError(f"index.pq_nbits={node['pq_nbits']}: must be an integer in [1, 16] or null")
+        raise ConfigError(
+            f"index.pq_nbits={node['pq_nbits']}: must be an integer in [1, 16] or null"
+        )
     if node.get("nprobe") and node.get("nlist") and node["nprobe"] > node["nlist"]:
         raise ConfigError(f"index.nprobe={node['nprobe']}: must be <= index.nlist={node['nlist']}")
     require_faiss()
@@ -194,7 +200,9 @@ class BuiltIndex:
         (folder / "index").mkdir(exist_ok=True)
         write_atomic(folder / "index" / "items.faiss", bytes(faiss.serialize_index(self.index)))
         params = {**self.params, "faiss": faiss.__version__}
-        write_atomic(folder / "index" / "params.json", (json.dumps(params, indent=2) + "\n").encode())
+        write_atomic(
+            folder / "index" / "params.json", (json.dumps(params, indent=2) + "\n").encode()
+        )
         torch.save({"indptr": self.seen.indptr, "indices": self.seen.indices},
                    folder / "index" / "seen.pt")  # fmt: skip
         return {
@@ -220,10 +228,14 @@ class BuiltIndex:
         for k in RECALL_K:
             kk = min(k, n)
             found = self.search(users, kk)[1]
-            result[f"recall@{k}"] = round(recall(found, exact_topk(self.vectors, self.seen, users, kk)), 4)
+            result[f"recall@{k}"] = round(
+                recall(found, exact_topk(self.vectors, self.seen, users, kk)), 4
+            )
             result[f"k@{k}"] = kk
             result[f"overfetch@{k}"] = min(kk + most, n)
-        result["overfetch"] = "k + the largest seen count among the batch's users, at most the catalogue"
+        result["overfetch"] = (
+            "k + the largest seen count among the batch's users, at most the catalogue"
+        )
         return result
 
     def parity_case(self, users: Tensor, k: int) -> Case:
@@ -238,13 +250,23 @@ class BuiltIndex:
 
 def _signature(params: dict) -> dict:
     return {
-        "inputs": [{"name": "user_idx", "dtype": "int64", "shape": ["B"]},
-                   {"name": "k", "dtype": "int", "shape": []}],  # fmt: skip
+        "inputs": [
+            {"name": "user_idx", "dtype": "int64", "shape": ["B"]},
+            {"name": "k", "dtype": "int", "shape": []},
+        ],  # fmt: skip
         "outputs": [
-            {"name": "scores", "dtype": "float32", "shape": ["B", "k"],
-             "meaning": "inner products, descending; -inf where fewer than k unseen were found"},
-            {"name": "item_idx", "dtype": "int64", "shape": ["B", "k"],
-             "meaning": "item indices, best first; -1 where fewer than k unseen were found"},
+            {
+                "name": "scores",
+                "dtype": "float32",
+                "shape": ["B", "k"],
+                "meaning": "inner products, descending; -inf where fewer than k unseen were found",
+            },
+            {
+                "name": "item_idx",
+                "dtype": "int64",
+                "shape": ["B", "k"],
+                "meaning": "item indices, best first; -1 where fewer than k unseen were found",
+            },
         ],  # fmt: skip
         "vectors": f"{params['num_items']} x {params['dim']} float32, metric inner product",
     }
@@ -258,5 +280,7 @@ def add_index(
         return None
     built = BuiltIndex(settings, vectors, seen)
     built.entry = built.write(staging)
-    built.entry["recall"] = built.measure(test_users, settings.values.get("recall_users", 1000), seed)
+    built.entry["recall"] = built.measure(
+        test_users, settings.values.get("recall_users", 1000), seed
+    )
     return built

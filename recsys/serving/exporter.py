@@ -85,7 +85,11 @@ def export_run(
     bad = [f for f in formats if f not in FORMATS] + [s for s in exclude if s not in SPLITS]
     if bad or not formats:
         raise ExportError(f"unknown format or split {bad}: formats {FORMATS}, splits {SPLITS}")
-    for key, value in (("num_popular", num_popular), ("verify.users", verify_users), ("verify.k", verify_k)):
+    for key, value in (
+        ("num_popular", num_popular),
+        ("verify.users", verify_users),
+        ("verify.k", verify_k),
+    ):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ConfigError(f"{key}={value!r}: must be a whole number >= 1")
     if isinstance(atol, bool) or not isinstance(atol, int | float) or not atol >= 0:

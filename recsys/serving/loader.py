@@ -127,7 +127,9 @@ def artifact_path(
     take tensors only (`k` as a 0-d int64 tensor).
     """
     if name == INDEX_ARTIFACT:
-        raise IntegrityError(f"{export_dir}: the ANN index loads with load_index, not load_artifact")
+        raise IntegrityError(
+            f"{export_dir}: the ANN index loads with load_index, not load_artifact"
+        )
     manifest = read_manifest(export_dir, expected_manifest_sha256)
     formats = artifact_formats(manifest, name)
     if not formats:
@@ -170,7 +172,13 @@ def load_artifact(
     return torch.export.load(str(path)).module()
 
 
-def load_onnx(export_dir, name="retriever", expected_manifest_sha256=None, allow_unverified=False, providers=None):
+def load_onnx(
+    export_dir,
+    name="retriever",
+    expected_manifest_sha256=None,
+    allow_unverified=False,
+    providers=None,
+):
     """`<name>.onnx` as an onnxruntime InferenceSession, opened only after its sha256 matched.
 
     Feed numpy arrays by input name: `session.run(None, {"user_idx": users, "k": np.int64(10)})`.
@@ -234,7 +242,9 @@ def search_index(index, queries, k: int, users, indptr, indices, num_items: int)
     scores, ids = index.search(queries.float().contiguous().numpy(), n)
     scores, ids = torch.from_numpy(scores).float(), torch.from_numpy(ids).long()  # (B, n)
     rows = torch.repeat_interleave(torch.arange(users.numel()), lengths)
-    offsets = torch.arange(rows.numel()) - torch.repeat_interleave(lengths.cumsum(0) - lengths, lengths)
+    offsets = torch.arange(rows.numel()) - torch.repeat_interleave(
+        lengths.cumsum(0) - lengths, lengths
+    )
     seen = indices[torch.repeat_interleave(starts, lengths) + offsets]
     seen_keys = rows * (num_items + 1) + seen
     keys = torch.arange(users.numel()).unsqueeze(1) * (num_items + 1) + ids.clamp(min=0)
@@ -258,7 +268,9 @@ class IndexRetriever:
 
     def search_vectors(self, vectors, k, user_idx):
         k = check_k(k, self.num_items)
-        return search_index(self.index, vectors, k, user_idx, self.indptr, self.indices, self.num_items)
+        return search_index(
+            self.index, vectors, k, user_idx, self.indptr, self.indices, self.num_items
+        )
 
     def __call__(self, user_idx, k):
         with torch.no_grad():
@@ -291,5 +303,7 @@ def load_index(export_dir, expected_manifest_sha256=None, allow_unverified: bool
     seen = torch.load(files["seen"], weights_only=True)
     formats = artifact_formats(manifest, "user_encoder")
     fmt = "torchscript" if "torchscript" in formats else None
-    encoder = load_artifact(export_dir, "user_encoder", fmt, expected_manifest_sha256, allow_unverified)
+    encoder = load_artifact(
+        export_dir, "user_encoder", fmt, expected_manifest_sha256, allow_unverified
+    )
     return IndexRetriever(index, encoder, seen["indptr"], seen["indices"], int(index.ntotal))

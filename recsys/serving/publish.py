@@ -79,11 +79,17 @@ def make_staging(target: Path) -> Path:
             break
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent))
-        staging.chmod(0o777 & ~process_umask())  # mkdtemp's 0700 would hide the export from a serving user
+        staging = Path(
+            tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent)
+        )
+        staging.chmod(
+            0o777 & ~process_umask()
+        )  # mkdtemp's 0700 would hide the export from a serving user
         return staging
     except OSError as err:
-        raise ExportError(f"{target.parent}: cannot write the export there ({err.strerror})") from err
+        raise ExportError(
+            f"{target.parent}: cannot write the export there ({err.strerror})"
+        ) from err
 
 
 def _exchange(a: Path, b: Path) -> bool:
@@ -92,7 +98,13 @@ def _exchange(a: Path, b: Path) -> bool:
         renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
     except (AttributeError, OSError):
         return False
-    renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    renameat2.argtypes = [
+        ctypes.c_int,
+        ctypes.c_char_p,
+        ctypes.c_int,
+        ctypes.c_char_p,
+        ctypes.c_uint,
+    ]
     done = renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE)
     return done == 0
 

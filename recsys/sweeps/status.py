@@ -59,7 +59,9 @@ def recorded_trial(job_dir: Path, fn: Callable[[], float]) -> float | None:
             log.error("trial failed: %s", describe_error(err))
         else:  # a bug in recsys: keep the traceback in the job's log
             log.exception("trial failed: %s", describe_error(err))
-        write_status(job_dir, FAILED, error=describe_error(err), user_error=isinstance(err, USER_ERRORS))
+        write_status(
+            job_dir, FAILED, error=describe_error(err), user_error=isinstance(err, USER_ERRORS)
+        )
         return None
     write_status(job_dir, DONE, objective=float(value))
     return float(value)

@@ -138,7 +138,17 @@ def write_summary(sweep_dir: Path, metric: str, mode: str = "max") -> pd.DataFra
     scores = sorted(c for c in frame if c.startswith(("test/", "best/")) and c != metric)
     timing = sorted(c for c in frame if c.startswith("time/"))
     frame = frame[
-        [*front, *scores, "epochs", *timing, "wall_time_s", "status", "error", "overrides", "run_dir"]
+        [
+            *front,
+            *scores,
+            "epochs",
+            *timing,
+            "wall_time_s",
+            "status",
+            "error",
+            "overrides",
+            "run_dir",
+        ]
     ]
     _write_atomic(sweep_dir / "summary.csv", frame.to_csv(index=False))
 
@@ -175,7 +185,9 @@ def save_best_config(
 
     `hydra` (the sweep's run settings) is appended as the file's `hydra:` node.
     """
-    finished = frame[(frame["status"] == DONE) & frame[metric].notna()] if not frame.empty else frame
+    finished = (
+        frame[(frame["status"] == DONE) & frame[metric].notna()] if not frame.empty else frame
+    )
     if finished.empty:
         log.warning("sweep %s: no finished run has %s", sweep_dir, metric)
         return None

@@ -42,7 +42,9 @@ RATING_COLUMNS = {"user": 0, "item": 2, "rating": 4, "timestamp": 6}
 
 @dataclass
 class MovieLens1M:
-    root: str | None = None  # folder with ratings.dat, users.dat, movies.dat; None = data_dir/ml-1m or download
+    root: str | None = (
+        None  # folder with ratings.dat, users.dat, movies.dat; None = data_dir/ml-1m or download
+    )
     cache_dir: str = "~/.cache/recsys"
     data_dir: str | None = field(default_factory=lambda: os.environ.get("RECSYS_DATA_DIR"))
     url: str = URL
