@@ -71,6 +71,14 @@ def _history(x, t_x, T) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return x, t_x, T
 
 
+def table_columns(table: pd.DataFrame, names) -> list[np.ndarray]:
+    """Float arrays of a customer table's columns; a missing one raises DataError naming it."""
+    missing = [c for c in names if c not in table.columns]
+    if missing:
+        raise DataError(f"customer table: missing column(s) {', '.join(missing)}")
+    return [table[c].to_numpy(dtype=float) for c in names]
+
+
 def _log_odds_dead(params: BGNBDParams, x, t_x, T) -> np.ndarray:
     """log P(dropped out after the last purchase) - log P(alive), both given the history (x > 0)."""
     r, alpha, a, b = params.r, params.alpha, params.a, params.b
@@ -173,7 +181,7 @@ def _fit_quietly(make_fitter, args, penalizer: float, retry_penalizer: float | N
         try:
             with warnings.catch_warnings(), contextlib.redirect_stdout(printed):
                 warnings.simplefilter("ignore", RuntimeWarning)
-                fitter = make_fitter(coef).fit(*args)
+                fitter = make_fitter(penalizer_coef=coef).fit(*args)
             params = fitter.params_
             if np.all(np.isfinite(params.to_numpy())):
                 if coef != penalizer:
@@ -216,13 +224,8 @@ def fit_bgnbd(
     if np.any((x == 0) & (t_x > 0)):
         raise DataError("recency_days: must be 0 where frequency is 0 (no repeat event)")
     lt = _lifetimes()
-    p = _fit_quietly(
-        lambda c: lt.BetaGeoFitter(penalizer_coef=c),
-        (x, t_x, T),
-        penalizer,
-        retry_penalizer,
-        "BG/NBD",
-    )
+    fitter = lt.BetaGeoFitter
+    p = _fit_quietly(fitter, (x, t_x, T), penalizer, retry_penalizer, "BG/NBD")
     return BGNBDParams(r=float(p["r"]), alpha=float(p["alpha"]), a=float(p["a"]), b=float(p["b"]))
 
 
@@ -250,13 +253,8 @@ def fit_gamma_gamma(
     # lifetimes starts every log-parameter at 0.1 and often stalls when values are in the tens or
     # more; the model is scale-equivariant (values * c -> gamma * c), so it fits values / c.
     unit = float(np.median(m[keep]))
-    p = _fit_quietly(
-        lambda c: lt.GammaGammaFitter(penalizer_coef=c),
-        (n[keep], m[keep] / unit),
-        penalizer,
-        retry_penalizer,
-        "Gamma-Gamma",
-    )
+    args = (n[keep], m[keep] / unit)
+    p = _fit_quietly(lt.GammaGammaFitter, args, penalizer, retry_penalizer, "Gamma-Gamma")
     return GammaGammaParams(p=float(p["p"]), q=float(p["q"]), gamma=float(p["v"]) * unit)
 
 
@@ -275,23 +273,12 @@ class BGNBDAnchor:
         self.params: BGNBDParams | None = None
         self.spend: GammaGammaParams | None = None
 
-    @staticmethod
-    def _columns(table: pd.DataFrame, names) -> list[np.ndarray]:
-        missing = [c for c in names if c not in table.columns]
-        if missing:
-            raise DataError(f"customer table: missing column(s) {', '.join(missing)}")
-        return [table[c].to_numpy(dtype=float) for c in names]
-
-    @staticmethod
-    def _has_value(table: pd.DataFrame) -> bool:
-        return "value_sum" in table.columns
-
     def fit(self, table_train: pd.DataFrame) -> BGNBDAnchor:
-        x, t_x, T = self._columns(table_train, ("frequency", "recency_days", "tenure_days"))
+        x, t_x, T = table_columns(table_train, ("frequency", "recency_days", "tenure_days"))
         self.params = fit_bgnbd(x, t_x, T, self.penalizer)
         self.spend = None
-        if self._has_value(table_train):
-            n, s = self._columns(table_train, ("n_events", "value_sum"))
+        if "value_sum" in table_train.columns:
+            n, s = table_columns(table_train, ("n_events", "value_sum"))
             mean = np.divide(s, n, out=np.zeros_like(s), where=n > 0)
             self.spend = fit_gamma_gamma(n, mean, self.penalizer)
         return self
@@ -299,11 +286,11 @@ class BGNBDAnchor:
     def predict(self, table: pd.DataFrame) -> dict[str, np.ndarray | None]:
         if self.params is None:
             raise RuntimeError("BGNBDAnchor.predict called before fit")
-        x, t_x, T = self._columns(table, ("frequency", "recency_days", "tenure_days"))
+        x, t_x, T = table_columns(table, ("frequency", "recency_days", "tenure_days"))
         out = {"p_no_event": p_no_event(self.params, x, t_x, T, self.window_days)}
         out["expected_value"] = None
-        if self.spend is not None and self._has_value(table):
-            n, s = self._columns(table, ("n_events", "value_sum"))
+        if self.spend is not None and "value_sum" in table.columns:
+            n, s = table_columns(table, ("n_events", "value_sum"))
             out["expected_value"] = expected_value(
                 self.params, self.spend, x, t_x, T, self.window_days, n, s
             )
