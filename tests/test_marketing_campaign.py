@@ -1,4 +1,4 @@
-"""Campaign plan: who is targeted, the seeded stratified holdout, expectations, sample size, files."""
+"""Campaign plan: who is targeted, the seeded stratified holdout, expectations, sizes, files."""
 
 from __future__ import annotations
 

@@ -4,9 +4,9 @@ Customers are ranked by a strategy's score and the top `budget` are targeted:
   - "retain":     p_churn * expected_value (the value at risk: likely to leave and worth keeping),
   - "propensity": p_purchase,
   - "value":      expected_value.
-A random share `holdout_fraction` of the targeted customers is kept uncontacted. The holdout is drawn
-within each segment (stratified) so that contact and holdout have the same segment mix: a lift read
-out later is then not confounded by a segment that happened to land in one group more than the other.
+A random share `holdout_fraction` of the targeted customers is kept uncontacted. The holdout is
+drawn within each segment (stratified) so that contact and holdout have the same segment mix: a
+lift read out later is then not confounded by a segment that landed more in one group.
 
 The expected conversions and value are the model's predictions of behaviour WITHOUT contact: the
 scores were learnt from customers who were not (or not specially) contacted. The campaign's effect
@@ -76,8 +76,8 @@ class CampaignPlan:
     summary: dict  # JSON-ready: sizes, expectations with intervals, sample size, seed, strategy
 
     def write(self, out_dir: str | Path) -> None:
-        """plan.parquet, plan.csv and summary.json, each written atomically; a non-empty directory
-        without a plan's summary.json is refused, so files recsys did not write are never replaced."""
+        """plan.parquet, plan.csv and summary.json, each written atomically. A non-empty
+        directory without a plan's summary.json is refused: files recsys did not write stay."""
         out = Path(out_dir)
         check_out_dir(out, PLAN_KIND)
         buffer = io.BytesIO()
@@ -105,7 +105,7 @@ def check_out_dir(out: Path, kind: str) -> None:
 
 
 def check_scores(scores: pd.DataFrame, config: CampaignConfig) -> pd.DataFrame:
-    """The scores with `customer` as str; each problem raises naming the column and the row count."""
+    """The scores with `customer` as str; each problem raises naming the column and row count."""
     for col in ("customer", "p_purchase"):
         if col not in scores.columns:
             raise DataError(f"the scores lack the column {col!r} (one row per customer)")
@@ -157,7 +157,7 @@ def holdout_quotas(sizes: np.ndarray, fraction: float) -> np.ndarray:
 
 def assign_holdout(segments: pd.Series, fraction: float, seed: int) -> np.ndarray:
     """Bool per row: in the holdout. Within each segment the first quota rows of a seeded random
-    order go to the holdout; rows are keyed by position, so the input order must be deterministic."""
+    order go to the holdout; rows are keyed by position, so the row order must be deterministic."""
     codes, _ = pd.factorize(segments, sort=True)
     sizes = np.bincount(codes)
     keys = np.random.default_rng(seed).random(len(codes))
@@ -217,8 +217,8 @@ def sample_size(baseline: float, holdout: int, config: CampaignConfig) -> dict:
     if holdout < needed:
         can = f"about {detectable:.4f}" if detectable is not None else "no lift at all"
         warning = (
-            f"The holdout of {holdout:,} customers is too small for mde={config.mde:g}: detecting it "
-            f"at {config.power:.0%} power needs {needed:,}; this holdout detects {can}. Raise "
+            f"The holdout of {holdout:,} customers is too small for mde={config.mde:g}: detecting "
+            f"it at {config.power:.0%} power needs {needed:,}; this holdout detects {can}. Raise "
             "holdout_fraction or budget, or accept the larger effect."
         )
     return {

@@ -97,7 +97,7 @@ def two_proportion_pvalue(x1, n1, x2, n2) -> np.ndarray:
 def welch_interval(m1, v1, n1, m2, v2, n2, level: float) -> tuple[np.ndarray, ...]:
     """Difference of means m1 - m2 with Welch's interval (unequal variances, Satterthwaite's
     degrees of freedom): the contact and holdout groups differ in size and, after a campaign, in
-    spread. v are sample variances (ddof=1). Returns (difference, low, high); NaN below 2 per group."""
+    spread. v: sample variances (ddof=1). Returns (difference, low, high); NaN below 2 per group."""
     m1, v1, n1, m2, v2, n2 = (np.asarray(a, dtype=float) for a in (m1, v1, n1, m2, v2, n2))
     with np.errstate(divide="ignore", invalid="ignore"):
         a, b = v1 / n1, v2 / n2

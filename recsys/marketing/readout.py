@@ -174,9 +174,11 @@ def read_out(
     """The campaign's lift over the holdout, overall and per segment.
 
     `plan_frame`: the plan (`CampaignPlan.frame`, or plan.parquet / plan.csv read back) with
-    `customer`, `group` and optionally `segment`. `outcomes`: the event log after the plan with
-    `customer`, `timestamp` and optionally `value`. `window_start`: anything `pd.Timestamp` reads;
-    the window is [window_start, window_start + window_days). `level`: of every interval.
+    `customer`, `group` and optionally `segment`; ids compare as strings, so read plan.csv with
+    `dtype={"customer": str}` (a numeric parse drops leading zeros). `outcomes`: the event log
+    after the plan with `customer`, `timestamp` and optionally `value`. `window_start`: anything
+    `pd.Timestamp` reads; the window is [window_start, window_start + window_days). `level`: of
+    every interval.
     """
     if isinstance(level, bool) or not isinstance(level, int | float) or not 0 < level < 1:
         raise ConfigError(f"level={level!r} must lie strictly between 0 and 1")
