@@ -135,6 +135,4 @@ def plan_from_config(cfg: Mapping[str, Any]) -> ABPlan:
     try:
         return plan(**{k: cfg[k] for k in PLAN_KEYS})
     except ValueError as err:  # the target rate outside (0, 1): the formula's own check
-        raise ConfigError(
-            f"{err} (baseline_rate={cfg['baseline_rate']}, mde={cfg['mde']})"
-        ) from err
+        raise ConfigError(f"{err} (baseline_rate={cfg['baseline_rate']}, mde={cfg['mde']})") from err
