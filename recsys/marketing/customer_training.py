@@ -26,7 +26,7 @@ from recsys.errors import ConfigError
 from recsys.marketing.customer_anchors import anchor_predictions, oracle_predictions
 from recsys.models.calibration import apply_calibration, fit_calibration
 from recsys.models.customer import TARGETS, CustomerModule
-from recsys.models.customer_baselines import fit_predict_baseline
+from recsys.models.customer_baselines import fit_predict_baseline, linear_coefficients
 from recsys.reports.customer import (
     binary_metrics,
     value_metrics,
@@ -88,6 +88,10 @@ def _fit_fold(cfg, run: RunDir, dm: CustomerDataModule, fold: Fold, target: str,
     net = hydra.utils.instantiate(
         cfg.model.net, num_numeric=len(encoder.numeric), cardinalities=cards
     )
+    # The analyst's regression first: the yardstick, and (start_from_baseline) the network's start.
+    baseline, choice = fit_predict_baseline(dm.splits, cards, binary)
+    if binary and cfg.model.start_from_baseline:
+        net.start_from_linear(*linear_coefficients(choice["model"]))
     scale = 1.0 if binary else max(float(train.target.mean()), 1e-6)
     module: CustomerModule = hydra.utils.instantiate(
         cfg.model.module, net=net, optimizer=hydra.utils.instantiate(cfg.model.optimizer),
@@ -108,6 +112,8 @@ def _fit_fold(cfg, run: RunDir, dm: CustomerDataModule, fold: Fold, target: str,
         callbacks=callbacks,
         logger=loggers or False,
     )
+    start_state = {k: v.clone() for k, v in module.state_dict().items()}
+    start_score = _monitored(module, valid)
     trainer.fit(module, datamodule=dm)
     found: dict[str, float] = {}
     best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
@@ -115,12 +121,14 @@ def _fit_fold(cfg, run: RunDir, dm: CustomerDataModule, fold: Fold, target: str,
         module.load_state_dict(
             torch.load(best, map_location="cpu", weights_only=True)["state_dict"]
         )
-        found[f"best/{cfg.model.module.monitor}"] = float(
-            trainer.checkpoint_callback.best_model_score
-        )
+    found[f"best/{cfg.model.module.monitor}"] = _monitored(module, valid)
+    if cfg.model.start_from_baseline and binary and start_score <= found[f"best/{cfg.model.module.monitor}"]:
+        # No epoch beat the regression the network started as: keep the regression.
+        module.load_state_dict(start_state)
+        found[f"best/{cfg.model.module.monitor}"] = start_score
+        log.info("fold %s: no epoch beat the starting regression on validation; kept it", fold.test.date())
     out_valid = module.predict_outputs(valid.numeric, valid.categorical)
     out_test = module.predict_outputs(test.numeric, test.categorical)
-    baseline, choice = fit_predict_baseline(dm.splits, cards, binary)
     name = "logreg" if binary else "ridge"
     others = {name: baseline}
     found[f"{name}/best/{cfg.model.module.monitor}"] = choice["valid_score"]
@@ -164,6 +172,14 @@ def _fit_fold(cfg, run: RunDir, dm: CustomerDataModule, fold: Fold, target: str,
         {k: round(v, 4) for k, v in found.items() if k.endswith(("auc", "log_loss", "mae"))},
     )
     return found, module
+
+
+def _monitored(module: CustomerModule, split) -> float:
+    """The monitored validation score (log loss, or MAE) of the module as it stands."""
+    out = module.predict_outputs(split.numeric, split.categorical)
+    if module.kind == "binary":
+        return float(torch.nn.functional.binary_cross_entropy_with_logits(out, split.target))
+    return float((out - split.target).abs().mean())
 
 
 def _write_main_fold(

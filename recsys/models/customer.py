@@ -84,5 +84,10 @@ class CustomerModule(pl.LightningModule):
 
     @torch.no_grad()
     def predict_outputs(self, numeric: Tensor, categorical: Tensor) -> Tensor:
+        """Outputs in eval mode (no dropout); the module's mode is left as it was."""
+        was_training = self.training
         self.eval()
-        return self(numeric.to(self.device), categorical.to(self.device)).float().cpu()
+        try:
+            return self(numeric.to(self.device), categorical.to(self.device)).float().cpu()
+        finally:
+            self.train(was_training)

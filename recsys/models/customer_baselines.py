@@ -45,7 +45,11 @@ def fit_predict_baseline(
         if binary
         else np.clip(model.predict(x["test"]), 0, None)
     )
-    return torch.as_tensor(pred, dtype=torch.float32), {
-        "strength": strength,
-        "valid_score": best[0],
-    }
+    found = {"strength": strength, "valid_score": best[0], "model": model}
+    return torch.as_tensor(pred, dtype=torch.float32), found
+
+
+def linear_coefficients(model) -> tuple[Tensor, float]:
+    """(coefficients over the design's columns, intercept) of a fitted scikit-learn linear model."""
+    coef = torch.as_tensor(np.asarray(model.coef_), dtype=torch.float32).view(-1)
+    return coef, float(np.asarray(model.intercept_).reshape(-1)[0])

@@ -124,7 +124,7 @@ class CustomerDataModule(pl.LightningDataModule):
             ("test", self.tables[fold.test]),
         ):
             numeric, categorical = encoder.encode(table)
-            y = torch.as_tensor(table[target].to_numpy(), dtype=torch.float32)
+            y = torch.as_tensor(table[target].to_numpy(dtype="float32", copy=True))
             self.splits[name] = Split(numeric, categorical, y, table)
         return encoder
 
