@@ -119,7 +119,9 @@ def recommend(loader, export_dir, user: str, k, fmt=None, pin=None, ann=False) -
     formats = loader.artifact_formats(manifest, "retriever")
     fmt = fmt or ("torchscript" if "torchscript" in formats else None)
     pt2 = not ann and (fmt == "pt2" or "torchscript" not in formats)
-    if ann:  # the FAISS index takes k as an int and returns -inf / -1 past the unseen items it found
+    if (
+        ann
+    ):  # the FAISS index takes k as an int and returns -inf / -1 past the unseen items it found
         retriever = loader.load_index(export_dir, pin)
     else:
         retriever = loader.load_artifact(export_dir, "retriever", fmt, pin)
@@ -135,7 +137,9 @@ def recommend(loader, export_dir, user: str, k, fmt=None, pin=None, ann=False) -
     except (RuntimeError, torch.jit.Error) as err:  # the module's own validation
         raise loader.RequestError(str(err).strip().splitlines()[-1]) from None
     if any(i >= len(items) for i in shown.tolist()):
-        raise loader.IntegrityError(f"{export_dir}: the retriever returned an index past vocab/items")
+        raise loader.IntegrityError(
+            f"{export_dir}: the retriever returned an index past vocab/items"
+        )
     found.known, found.scores = True, scores[0][keep].tolist()
     found.items = [items[i] for i in shown.tolist()]
     found.titles = [titles[i] for i in shown.tolist()] if titles else []
@@ -175,7 +179,13 @@ def main(argv=None) -> int:
             file=sys.stderr,
         )
     rec = explainer(loader)(
-        recommend, loader, args.export_dir, args.user, args.k, args.format, args.manifest_sha256,
+        recommend,
+        loader,
+        args.export_dir,
+        args.user,
+        args.k,
+        args.format,
+        args.manifest_sha256,
         args.index,
     )
     show(rec, int(args.k))

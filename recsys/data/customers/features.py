@@ -38,7 +38,7 @@ class FeatureEncoder:
 
     @property
     def cardinalities(self) -> dict[str, int]:
-        return {c: len(v) + 1 for c, v in self.vocab.items()}
+        return {c: len(self.vocab[c]) + 1 for c in self.categorical}  # in column order
 
     def encode(self, table: pd.DataFrame) -> tuple[Tensor, Tensor]:
         """(numeric float32 (N, F), categorical int64 (N, C)) for any table with the same columns."""
