@@ -118,7 +118,10 @@ def test_export_with_a_flat_index_records_exact_recall_and_passes_the_fresh_proc
     check = entry["verification"]["faiss"]
     assert check["passed"] and check["ids_identical"]
     assert check["process"]["recsys_importable"] is False
-    assert loader.verify_all(out)["files"]["index/items.faiss"] == manifest["files"]["index/items.faiss"]
+    assert (
+        loader.verify_all(out)["files"]["index/items.faiss"]
+        == manifest["files"]["index/items.faiss"]
+    )
     assert json.loads((out / "index" / "params.json").read_text())["dim"] == 65  # 64 + MF's bias
 
 

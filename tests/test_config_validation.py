@@ -177,6 +177,6 @@ def test_train_script_prints_one_line_for_a_wrong_group_option(tmp_path):
     assert done.returncode == 2, done.stderr
     assert done.stderr.strip().splitlines() == [
         "error: model=mff: no such option in conf/model (did you mean mf?); "
-        "available: mf, mf_propensity, two_tower, two_tower_propensity"
+        "available: customer_churn, customer_purchase, customer_value, mf, mf_propensity, two_tower, two_tower_propensity"
     ]
     assert not (tmp_path / "run").exists()

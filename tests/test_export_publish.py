@@ -21,7 +21,9 @@ def mf_run(tmp_path_factory):
 
 
 def _snapshot(folder):
-    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+    return {
+        p.relative_to(folder).as_posix(): p.read_bytes() for p in folder.rglob("*") if p.is_file()
+    }
 
 
 def _web_app(folder):
@@ -37,7 +39,12 @@ def _fake_export(folder, body: str):
     """A folder shaped like a recsys export (manifest with recsys's keys, only listed files)."""
     (folder / "vocab").mkdir(parents=True)
     (folder / "vocab" / "items.txt").write_text(body)
-    manifest = {"format_version": 1, "artifacts": {}, "vocab": {}, "files": {"vocab/items.txt": "x"}}
+    manifest = {
+        "format_version": 1,
+        "artifacts": {},
+        "vocab": {},
+        "files": {"vocab/items.txt": "x"},
+    }
     (folder / "manifest.json").write_text(json.dumps(manifest))
 
 
@@ -61,7 +68,9 @@ def test_export_with_an_extra_user_file_is_not_replaced(tmp_path):
 
 
 @pytest.mark.parametrize("exchange", [True, False], ids=["renameat2", "rename-aside"])
-def test_republish_replaces_an_earlier_export_and_leaves_nothing_else(tmp_path, monkeypatch, exchange):
+def test_republish_replaces_an_earlier_export_and_leaves_nothing_else(
+    tmp_path, monkeypatch, exchange
+):
     if not exchange:
         monkeypatch.setattr(publish, "_exchange", lambda a, b: False)
     target = tmp_path / "export"

@@ -84,7 +84,11 @@ def test_resume_without_the_runs_overrides_restores_its_config(run):
 def test_resume_keeps_the_runs_epochs_and_callbacks_under_a_key_the_user_sets(run):
     # The run trained 2 epochs (TINY); the default is 30. Only the progress bar is the user's.
     data = [o for o in TINY if o.startswith("data.")]
-    overrides = [*data, "trainer.enable_progress_bar=false", f"ckpt_path={run}/checkpoints/last.ckpt"]
+    overrides = [
+        *data,
+        "trainer.enable_progress_bar=false",
+        f"ckpt_path={run}/checkpoints/last.ckpt",
+    ]
     with command_line(*overrides):
         metrics, _ = train(compose_config(overrides, run))
     resolved = OmegaConf.load(run / ".hydra" / "resolved.yaml")

@@ -173,14 +173,22 @@ def test_cpp_example_prints_the_same_top10_as_python(mf_export):
         assert [float(r[2]) for r in rows] == pytest.approx(scores[0].tolist(), abs=1e-4)
     for k, message in (("201", "k must be in [1, 200]"), ("abc", "k must be a whole number"),
                        ("9" * 30, "k must be in [1, 200]")):  # fmt: skip
-        proc = subprocess.run([str(binary), str(mf_export), users[0], k], capture_output=True, text=True)
+        proc = subprocess.run(
+            [str(binary), str(mf_export), users[0], k], capture_output=True, text=True
+        )
         assert proc.returncode == 2 and message in proc.stderr, proc.stderr
     hashes = json.loads((mf_export / "manifest.json").read_text())["files"]
     pinned = [arg for name, digest in hashes.items() for arg in ("--sha256", f"{name}={digest}")]
-    proc = subprocess.run([str(binary), str(mf_export), users[0], "3", *pinned], capture_output=True, text=True)
+    proc = subprocess.run(
+        [str(binary), str(mf_export), users[0], "3", *pinned], capture_output=True, text=True
+    )
     assert proc.returncode == 0 and "warning" not in proc.stderr, proc.stderr
-    pinned[pinned.index(f"vocab/items.txt={hashes['vocab/items.txt']}")] = "vocab/items.txt=" + "0" * 64
-    proc = subprocess.run([str(binary), str(mf_export), users[0], "3", *pinned], capture_output=True, text=True)
+    pinned[pinned.index(f"vocab/items.txt={hashes['vocab/items.txt']}")] = (
+        "vocab/items.txt=" + "0" * 64
+    )
+    proc = subprocess.run(
+        [str(binary), str(mf_export), users[0], "3", *pinned], capture_output=True, text=True
+    )
     assert proc.returncode == 2 and "items.txt: sha256" in proc.stderr, proc.stderr
 
 

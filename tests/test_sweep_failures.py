@@ -26,7 +26,8 @@ LOG_EPOCH = [*(o for o in TINY if not o.startswith("data.")), "trainer.max_epoch
 
 def write_log(path: Path, users: int = 30) -> Path:
     path.write_text(
-        "user,item\n" + "".join(f"u{u},i{(u * 7 + k) % 13}\n" for u in range(users) for k in range(6))
+        "user,item\n"
+        + "".join(f"u{u},i{(u * 7 + k) % 13}\n" for u in range(users) for k in range(6))
     )
     return path
 
@@ -84,7 +85,9 @@ def test_summary_keeps_failed_jobs_and_takes_the_best_config_from_finished_ones(
     fake_job(tmp_path, 0, 8, {"status": "done"}, 0.2)
     fake_job(tmp_path, 1, 16, {"status": "failed", "error": "KeyError: 'best/val/x'"}, 0.9)
     fake_job(tmp_path, 2, 32, {"status": "done"}, 0.5)
-    fake_job(tmp_path, 3, 64, {"status": "failed", "error": "DataError: a.csv: file not found"}, None)
+    fake_job(
+        tmp_path, 3, 64, {"status": "failed", "error": "DataError: a.csv: file not found"}, None
+    )
     with pytest.raises(SystemExit) as ended:
         SweepSummary(METRIC).on_multirun_end(sweep_config(tmp_path))
     assert ended.value.code == 1
@@ -95,7 +98,9 @@ def test_summary_keeps_failed_jobs_and_takes_the_best_config_from_finished_ones(
     assert by_job.loc[2, "status"] == by_job.loc[0, "status"] == "done"
     assert yaml.safe_load((tmp_path / "best_config.yaml").read_text())["model"]["dim"] == 32
     markdown = (tmp_path / "summary.md").read_text()
-    assert "2 of 4 runs done, 2 failed" in markdown and "DataError: a.csv: file not found" in markdown
+    assert (
+        "2 of 4 runs done, 2 failed" in markdown and "DataError: a.csv: file not found" in markdown
+    )
     err = capsys.readouterr().err
     assert "error: job 3 failed: DataError: a.csv: file not found" in err
     assert "error: 2 of 4 trials failed" in err
@@ -139,7 +144,9 @@ def test_grid_sweep_with_a_bad_data_path_runs_the_others(tmp_path):
     assert f"error: job 1 failed: DataError: {missing}: file not found" in proc.stderr
     assert "Traceback" not in proc.stderr
     # scripts/train.py chose the thread count and said so (run_cli sets OMP_NUM_THREADS=1).
-    assert "intra-op threads: 1 (auto: OMP_NUM_THREADS=1)" in (sweep / "0" / "train.log").read_text()
+    assert (
+        "intra-op threads: 1 (auto: OMP_NUM_THREADS=1)" in (sweep / "0" / "train.log").read_text()
+    )
 
 
 @pytest.mark.slow

@@ -137,86 +137,178 @@ def _payload_cases() -> list[Case]:
             damage = _edit_config(_set(keys, _open_marker))
             run = _loading(damage, load) if load else _loading(damage)
             cases.append(
-                Case(f"payload-target-{label}-{how}", AREA, run,
-                     names=f"{label}._target_", check=_no_marker)  # fmt: skip
+                Case(
+                    f"payload-target-{label}-{how}",
+                    AREA,
+                    run,
+                    names=f"{label}._target_",
+                    check=_no_marker,
+                )  # fmt: skip
             )
     cases.append(
-        Case("payload-data-wrapped", AREA,
-             _loading(_edit_config(_set(["data", "wrapped"], "subprocess.Popen"))),
-             names="data.wrapped")  # fmt: skip
+        Case(
+            "payload-data-wrapped",
+            AREA,
+            _loading(_edit_config(_set(["data", "wrapped"], "subprocess.Popen"))),
+            names="data.wrapped",
+        )  # fmt: skip
     )
     cases.append(
-        Case("reexported-shutil-target", AREA,
-             _loading(_edit_config(_set(["model", "scorer", "_target_"],
-                                        "recsys.serving.exporter.shutil.rmtree"))),
-             names="model.scorer._target_")  # fmt: skip
+        Case(
+            "reexported-shutil-target",
+            AREA,
+            _loading(
+                _edit_config(
+                    _set(["model", "scorer", "_target_"], "recsys.serving.exporter.shutil.rmtree")
+                )
+            ),
+            names="model.scorer._target_",
+        )  # fmt: skip
     )
     return cases
 
 
 def cases() -> list[Case]:
     found = [
-        Case("intact-run-loads", AREA, _loading(lambda run, tmp: None), expect="ok",
-             check=_loaded_ok),  # fmt: skip
+        Case(
+            "intact-run-loads", AREA, _loading(lambda run, tmp: None), expect="ok", check=_loaded_ok
+        ),  # fmt: skip
         Case("truncated-checkpoint", AREA, _loading(_cut(_best, 0.5)), names=".ckpt"),
         Case("empty-checkpoint", AREA, _loading(_cut(_best, 0.0)), names=".ckpt"),
-        Case("garbage-checkpoint", AREA,
-             _loading(lambda run, tmp: _best(run).write_bytes(b"\x00\xffnot a zip" * 50)),
-             names=".ckpt"),  # fmt: skip
-        Case("pickle-payload-checkpoint", AREA,
-             _loading(_save_in_best(lambda run, tmp: {"state_dict": _Payload(tmp / "marker")})),
-             names=".ckpt", check=_no_marker),  # fmt: skip
-        Case("checkpoint-without-state-dict", AREA,
-             _loading(_save_in_best(lambda run, tmp: {"epoch": 3})), names="state_dict"),  # fmt: skip
-        Case("checkpoint-is-a-list", AREA,
-             _loading(_save_in_best(lambda run, tmp: [1, 2, 3])), names="state_dict"),  # fmt: skip
-        Case("checkpoint-of-another-size", AREA, _loading(_save_in_best(_other_size_state)),
-             names="does not fit"),  # fmt: skip
-        Case("checkpoint-of-another-model", AREA, _loading(_save_in_best(_other_model_state)),
-             names="does not fit"),  # fmt: skip
-        Case("explicit-checkpoint-missing", AREA,
-             _loading(lambda run, tmp: None,
-                      lambda run: RunDir(run).load_scorer(run / "nope.ckpt")),
-             names="nope.ckpt"),  # fmt: skip
-        Case("no-checkpoints-folder", AREA,
-             _loading(lambda run, tmp: shutil.rmtree(run / "checkpoints")), names="checkpoint"),  # fmt: skip
-        Case("missing-training-state", AREA,
-             _loading(lambda run, tmp: (run / "training_state.pt").unlink()),
-             names="training_state.pt"),  # fmt: skip
-        Case("truncated-training-state", AREA,
-             _loading(_cut(lambda run: run / "training_state.pt", 0.3)),
-             names="training_state.pt"),  # fmt: skip
-        Case("training-state-without-inputs", AREA,
-             _loading(lambda run, tmp: torch.save({"seen": {}}, run / "training_state.pt")),
-             names="training_state.pt"),  # fmt: skip
-        Case("missing-resolved-yaml", AREA,
-             _loading(lambda run, tmp: (run / ".hydra" / "resolved.yaml").unlink()),
-             names="resolved.yaml"),  # fmt: skip
-        Case("garbled-resolved-yaml", AREA,
-             _loading(_write(".hydra/resolved.yaml", b"model: [unclosed\n  - {")),
-             names="resolved.yaml"),  # fmt: skip
-        Case("resolved-yaml-is-a-list", AREA,
-             _loading(_write(".hydra/resolved.yaml", b"- 1\n- 2\n")), names="resolved.yaml"),  # fmt: skip
-        Case("resolved-yaml-without-model", AREA,
-             _loading(_edit_config(lambda cfg, tmp: cfg.pop("model"))), names="model.scorer"),  # fmt: skip
-        Case("scorer-with-unknown-argument", AREA,
-             _loading(_edit_config(_set(["model", "scorer", "no_such_knob"], 3))),
-             names="model.scorer"),  # fmt: skip
-        Case("missing-users-vocabulary", AREA,
-             _loading(lambda run, tmp: (run / "vocab" / "users.txt").unlink(), _export),
-             names="users.txt"),  # fmt: skip
-        Case("short-users-vocabulary", AREA, _loading(_drop_vocab_line("users"), _export),
-             names="users.txt"),  # fmt: skip
-        Case("extra-line-items-vocabulary", AREA,
-             _loading(_drop_vocab_line("items", extra=True), _export), names="items.txt"),  # fmt: skip
-        Case("vocabulary-not-utf8", AREA,
-             _loading(_write("vocab/items.txt", b"\xff\xfe\x00bad\n"), _export),
-             names="items.txt"),  # fmt: skip
-        Case("run-dir-does-not-exist", AREA,
-             lambda tmp: RunDir(tmp / "no-such-run").load_scorer(), names="does not exist"),  # fmt: skip
+        Case(
+            "garbage-checkpoint",
+            AREA,
+            _loading(lambda run, tmp: _best(run).write_bytes(b"\x00\xffnot a zip" * 50)),
+            names=".ckpt",
+        ),  # fmt: skip
+        Case(
+            "pickle-payload-checkpoint",
+            AREA,
+            _loading(_save_in_best(lambda run, tmp: {"state_dict": _Payload(tmp / "marker")})),
+            names=".ckpt",
+            check=_no_marker,
+        ),  # fmt: skip
+        Case(
+            "checkpoint-without-state-dict",
+            AREA,
+            _loading(_save_in_best(lambda run, tmp: {"epoch": 3})),
+            names="state_dict",
+        ),  # fmt: skip
+        Case(
+            "checkpoint-is-a-list",
+            AREA,
+            _loading(_save_in_best(lambda run, tmp: [1, 2, 3])),
+            names="state_dict",
+        ),  # fmt: skip
+        Case(
+            "checkpoint-of-another-size",
+            AREA,
+            _loading(_save_in_best(_other_size_state)),
+            names="does not fit",
+        ),  # fmt: skip
+        Case(
+            "checkpoint-of-another-model",
+            AREA,
+            _loading(_save_in_best(_other_model_state)),
+            names="does not fit",
+        ),  # fmt: skip
+        Case(
+            "explicit-checkpoint-missing",
+            AREA,
+            _loading(lambda run, tmp: None, lambda run: RunDir(run).load_scorer(run / "nope.ckpt")),
+            names="nope.ckpt",
+        ),  # fmt: skip
+        Case(
+            "no-checkpoints-folder",
+            AREA,
+            _loading(lambda run, tmp: shutil.rmtree(run / "checkpoints")),
+            names="checkpoint",
+        ),  # fmt: skip
+        Case(
+            "missing-training-state",
+            AREA,
+            _loading(lambda run, tmp: (run / "training_state.pt").unlink()),
+            names="training_state.pt",
+        ),  # fmt: skip
+        Case(
+            "truncated-training-state",
+            AREA,
+            _loading(_cut(lambda run: run / "training_state.pt", 0.3)),
+            names="training_state.pt",
+        ),  # fmt: skip
+        Case(
+            "training-state-without-inputs",
+            AREA,
+            _loading(lambda run, tmp: torch.save({"seen": {}}, run / "training_state.pt")),
+            names="training_state.pt",
+        ),  # fmt: skip
+        Case(
+            "missing-resolved-yaml",
+            AREA,
+            _loading(lambda run, tmp: (run / ".hydra" / "resolved.yaml").unlink()),
+            names="resolved.yaml",
+        ),  # fmt: skip
+        Case(
+            "garbled-resolved-yaml",
+            AREA,
+            _loading(_write(".hydra/resolved.yaml", b"model: [unclosed\n  - {")),
+            names="resolved.yaml",
+        ),  # fmt: skip
+        Case(
+            "resolved-yaml-is-a-list",
+            AREA,
+            _loading(_write(".hydra/resolved.yaml", b"- 1\n- 2\n")),
+            names="resolved.yaml",
+        ),  # fmt: skip
+        Case(
+            "resolved-yaml-without-model",
+            AREA,
+            _loading(_edit_config(lambda cfg, tmp: cfg.pop("model"))),
+            names="model.scorer",
+        ),  # fmt: skip
+        Case(
+            "scorer-with-unknown-argument",
+            AREA,
+            _loading(_edit_config(_set(["model", "scorer", "no_such_knob"], 3))),
+            names="model.scorer",
+        ),  # fmt: skip
+        Case(
+            "missing-users-vocabulary",
+            AREA,
+            _loading(lambda run, tmp: (run / "vocab" / "users.txt").unlink(), _export),
+            names="users.txt",
+        ),  # fmt: skip
+        Case(
+            "short-users-vocabulary",
+            AREA,
+            _loading(_drop_vocab_line("users"), _export),
+            names="users.txt",
+        ),  # fmt: skip
+        Case(
+            "extra-line-items-vocabulary",
+            AREA,
+            _loading(_drop_vocab_line("items", extra=True), _export),
+            names="items.txt",
+        ),  # fmt: skip
+        Case(
+            "vocabulary-not-utf8",
+            AREA,
+            _loading(_write("vocab/items.txt", b"\xff\xfe\x00bad\n"), _export),
+            names="items.txt",
+        ),  # fmt: skip
+        Case(
+            "run-dir-does-not-exist",
+            AREA,
+            lambda tmp: RunDir(tmp / "no-such-run").load_scorer(),
+            names="does not exist",
+        ),  # fmt: skip
         Case("run-dir-is-a-file", AREA, _file_as_run, names="is a file"),
-        Case("empty-folder-is-no-run", AREA, lambda tmp: RunDir(tmp).load_scorer(),
-             names="not a recsys run directory"),  # fmt: skip
+        Case(
+            "empty-folder-is-no-run",
+            AREA,
+            lambda tmp: RunDir(tmp).load_scorer(),
+            names="not a recsys run directory",
+        ),  # fmt: skip
     ]
     return found + _payload_cases()
 

@@ -108,7 +108,9 @@ def _reexport(tmp: Path):
     _GUARDED[str(tmp)] = {}
     root = run_copy(tmp)
     before = (previous / "manifest.json").read_bytes()
-    result = export_from_config(export_config(f"run_dir={root}", f"out_dir={previous}", "verify.users=7"))
+    result = export_from_config(
+        export_config(f"run_dir={root}", f"out_dir={previous}", "verify.users=7")
+    )
     assert (previous / "manifest.json").read_bytes() != before, "the old export is still there"
     return result
 
@@ -133,23 +135,55 @@ def _readonly_parent_case() -> Case:
 def cases() -> list[Case]:
     guard = _files_survived
     return [
-        Case("foreign-manifest-folder", AREA,
-             _export_into(lambda tmp, run: (_user_folder(tmp), [tmp / "mine"])),
-             names="not a recsys export", check=guard),  # fmt: skip
-        Case("non-empty-user-folder", AREA,
-             _export_into(lambda tmp, run: _nonempty(tmp)), names="not a recsys export",
-             check=guard),  # fmt: skip
-        Case("file-in-place-of-out-dir", AREA,
-             _export_into(lambda tmp, run: _a_file(tmp)), names="is a file", check=guard),  # fmt: skip
-        Case("out-dir-is-the-run-itself", AREA,
-             _export_into(lambda tmp, run: (run, [run])), names="not a recsys export", check=guard),  # fmt: skip
-        Case("out-dir-is-a-symlink", AREA,
-             _export_into(lambda tmp, run: _symlink(tmp)), names="symbolic link", check=guard),  # fmt: skip
-        Case("export-plus-user-file", AREA,
-             _export_into(lambda tmp, run: _export_with_extra(tmp)), names="not a recsys export",
-             check=guard),  # fmt: skip
-        Case("parent-is-a-file", AREA,
-             _export_into(lambda tmp, run: _parent_file(tmp)), names="parent.txt", check=guard),  # fmt: skip
+        Case(
+            "foreign-manifest-folder",
+            AREA,
+            _export_into(lambda tmp, run: (_user_folder(tmp), [tmp / "mine"])),
+            names="not a recsys export",
+            check=guard,
+        ),  # fmt: skip
+        Case(
+            "non-empty-user-folder",
+            AREA,
+            _export_into(lambda tmp, run: _nonempty(tmp)),
+            names="not a recsys export",
+            check=guard,
+        ),  # fmt: skip
+        Case(
+            "file-in-place-of-out-dir",
+            AREA,
+            _export_into(lambda tmp, run: _a_file(tmp)),
+            names="is a file",
+            check=guard,
+        ),  # fmt: skip
+        Case(
+            "out-dir-is-the-run-itself",
+            AREA,
+            _export_into(lambda tmp, run: (run, [run])),
+            names="not a recsys export",
+            check=guard,
+        ),  # fmt: skip
+        Case(
+            "out-dir-is-a-symlink",
+            AREA,
+            _export_into(lambda tmp, run: _symlink(tmp)),
+            names="symbolic link",
+            check=guard,
+        ),  # fmt: skip
+        Case(
+            "export-plus-user-file",
+            AREA,
+            _export_into(lambda tmp, run: _export_with_extra(tmp)),
+            names="not a recsys export",
+            check=guard,
+        ),  # fmt: skip
+        Case(
+            "parent-is-a-file",
+            AREA,
+            _export_into(lambda tmp, run: _parent_file(tmp)),
+            names="parent.txt",
+            check=guard,
+        ),  # fmt: skip
         _readonly_parent_case(),
         _config_error("format=onnx", names="format='onnx'", name="unknown-format"),
         _config_error("exclude=[train,holdout]", names="holdout", name="unknown-exclude-split"),
@@ -157,19 +191,34 @@ def cases() -> list[Case]:
         _config_error("verify.users=-5", names="verify.users", name="negative-verify-users"),
         _config_error("verify.atol=-1", names="verify.atol", name="negative-atol"),
         _config_error("checkpoint=middle", names="middle", name="unknown-checkpoint-name"),
-        Case("run-dir-does-not-exist", AREA,
-             lambda tmp: export_from_config(export_config(f"run_dir={tmp}/nope")),
-             names="run directory not found"),  # fmt: skip
+        Case(
+            "run-dir-does-not-exist",
+            AREA,
+            lambda tmp: export_from_config(export_config(f"run_dir={tmp}/nope")),
+            names="run directory not found",
+        ),  # fmt: skip
         Case("relative-run-dir-does-not-exist", AREA, _relative_missing, names="nope"),
-        Case("ckpt-path-missing", AREA,
-             lambda tmp: export_from_config(export_config(f"ckpt_path={tmp}/x.ckpt")),
-             names="x.ckpt"),  # fmt: skip
-        Case("nothing-to-export", AREA, lambda tmp: export_from_config(export_config()),
-             names="run_dir="),  # fmt: skip
+        Case(
+            "ckpt-path-missing",
+            AREA,
+            lambda tmp: export_from_config(export_config(f"ckpt_path={tmp}/x.ckpt")),
+            names="x.ckpt",
+        ),  # fmt: skip
+        Case(
+            "nothing-to-export",
+            AREA,
+            lambda tmp: export_from_config(export_config()),
+            names="run_dir=",
+        ),  # fmt: skip
         Case("relative-run-and-out-dir", AREA, _relative_export, expect="ok", check=_relative_ok),
         Case("re-export-over-own-export", AREA, _reexport, expect="ok", check=_verified),
-        Case("user-partial-folder-beside", AREA,
-             _export_into(lambda tmp, run: _partial_beside(tmp)), expect="ok", check=_verified),  # fmt: skip
+        Case(
+            "user-partial-folder-beside",
+            AREA,
+            _export_into(lambda tmp, run: _partial_beside(tmp)),
+            expect="ok",
+            check=_verified,
+        ),  # fmt: skip
     ]
 
 

@@ -84,7 +84,9 @@ def _same_as_exact(result, tmp: Path) -> None:
     export = tmp / "export"
     scores, top = loader.load_artifact(export, "retriever")(torch.tensor([0]), len(result.items))
     items = loader.read_vocabulary(export, "items")
-    assert result.known and result.items == [items[i] for i in top[0].tolist()], "not the exact top-k"
+    assert result.known and result.items == [items[i] for i in top[0].tolist()], (
+        "not the exact top-k"
+    )
     assert result.scores == sorted(result.scores, reverse=True), "scores not descending"
 
 
@@ -108,9 +110,13 @@ def _export_cases() -> list[Case]:
              "pq-m-not-dividing-width": ("index.kind=ivf_pq",),
              "nlist-over-catalogue": ("index.kind=ivf_flat",)}  # fmt: skip
     return [
-        Case(f"index-{name}", "export",
-             _export_with("index=faiss", *kinds.get(name, ()), override), names=key,
-             check=_no_export)  # fmt: skip
+        Case(
+            f"index-{name}",
+            "export",
+            _export_with("index=faiss", *kinds.get(name, ()), override),
+            names=key,
+            check=_no_export,
+        )  # fmt: skip
         for name, (override, key) in bad.items()
     ]
 
@@ -120,20 +126,45 @@ def cases() -> list[Case]:
                   check=_no_export)]  # fmt: skip
     if importlib.util.find_spec("faiss") is None:  # the rest needs FAISS (the `serving` extra)
         return found
-    return found + _export_cases() + [
-        Case("index-known-user-ok", "serving", _serve(), expect="ok", check=_same_as_exact),
-        Case("index-unknown-user-fallback", "serving", _serve(user="nobody", k=3), expect="ok",
-             check=_popular),  # fmt: skip
-        Case("index-tampered-faiss-file", "serving", _serve(_flip("index/items.faiss")),
-             names="items.faiss"),  # fmt: skip
-        Case("index-tampered-seen-items", "serving", _serve(_flip("index/seen.pt")),
-             names="seen.pt"),  # fmt: skip
-        Case("index-tampered-params", "serving", _serve(_flip("index/params.json")),
-             names="params.json"),  # fmt: skip
-        Case("index-file-missing", "serving",
-             _serve(lambda e: (e / "index" / "items.faiss").unlink()), names="items.faiss"),  # fmt: skip
-        Case("index-not-exported", "serving", _serve(plain=True), names="index=faiss"),
-        Case("index-k-zero", "serving", _serve(k=0), names="k must"),
-        Case("index-k-past-catalogue", "serving", _serve(k=10**6), names="k must"),
-        Case("index-k-text", "serving", _serve(k="ten"), names="k must"),
-    ]
+    return (
+        found
+        + _export_cases()
+        + [
+            Case("index-known-user-ok", "serving", _serve(), expect="ok", check=_same_as_exact),
+            Case(
+                "index-unknown-user-fallback",
+                "serving",
+                _serve(user="nobody", k=3),
+                expect="ok",
+                check=_popular,
+            ),  # fmt: skip
+            Case(
+                "index-tampered-faiss-file",
+                "serving",
+                _serve(_flip("index/items.faiss")),
+                names="items.faiss",
+            ),  # fmt: skip
+            Case(
+                "index-tampered-seen-items",
+                "serving",
+                _serve(_flip("index/seen.pt")),
+                names="seen.pt",
+            ),  # fmt: skip
+            Case(
+                "index-tampered-params",
+                "serving",
+                _serve(_flip("index/params.json")),
+                names="params.json",
+            ),  # fmt: skip
+            Case(
+                "index-file-missing",
+                "serving",
+                _serve(lambda e: (e / "index" / "items.faiss").unlink()),
+                names="items.faiss",
+            ),  # fmt: skip
+            Case("index-not-exported", "serving", _serve(plain=True), names="index=faiss"),
+            Case("index-k-zero", "serving", _serve(k=0), names="k must"),
+            Case("index-k-past-catalogue", "serving", _serve(k=10**6), names="k must"),
+            Case("index-k-text", "serving", _serve(k="ten"), names="k must"),
+        ]
+    )

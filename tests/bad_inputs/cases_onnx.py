@@ -109,15 +109,31 @@ def cases() -> list[Case]:
 
 def _damaged_files() -> list[Case]:
     serving = [
-        Case("onnx-retriever-ok", "serving", _open(lambda e: None, "retriever"), expect="ok",
-             check=_same_as_torchscript),  # fmt: skip
-        Case("onnx-missing", "serving", _open(lambda e: (e / "user_encoder.onnx").unlink()),
-             names="user_encoder.onnx"),  # fmt: skip
-        Case("onnx-failed-parity", "serving", _open(_failed_parity("user_encoder")),
-             names="did not pass its parity check"),  # fmt: skip
-        Case("onnx-not-exported-for-this-model", "serving",
-             lambda tmp: loader.load_onnx(export_copy(tmp), "propensity"),
-             names="no artifact 'propensity'"),  # fmt: skip
+        Case(
+            "onnx-retriever-ok",
+            "serving",
+            _open(lambda e: None, "retriever"),
+            expect="ok",
+            check=_same_as_torchscript,
+        ),  # fmt: skip
+        Case(
+            "onnx-missing",
+            "serving",
+            _open(lambda e: (e / "user_encoder.onnx").unlink()),
+            names="user_encoder.onnx",
+        ),  # fmt: skip
+        Case(
+            "onnx-failed-parity",
+            "serving",
+            _open(_failed_parity("user_encoder")),
+            names="did not pass its parity check",
+        ),  # fmt: skip
+        Case(
+            "onnx-not-exported-for-this-model",
+            "serving",
+            lambda tmp: loader.load_onnx(export_copy(tmp), "propensity"),
+            names="no artifact 'propensity'",
+        ),  # fmt: skip
     ]
     for relative in ONNX_FILES:
         name = relative.removesuffix(".onnx")

@@ -150,8 +150,12 @@ def _request_cases() -> list[Case]:
         cases.append(Case(f"k-{label}-known-user", AREA, _serve(_nothing, k=k), names="k must"))
     for label in ("zero", "huge", "text", "negative"):
         cases.append(
-            Case(f"k-{label}-unknown-user", AREA,
-                 _serve(_nothing, user="no-such-user", k=bad_k[label]), names="k must")  # fmt: skip
+            Case(
+                f"k-{label}-unknown-user",
+                AREA,
+                _serve(_nothing, user="no-such-user", k=bad_k[label]),
+                names="k must",
+            )  # fmt: skip
         )
     for label, user in {"none": None, "list": ["u1"], "float": 1.5, "bool": False}.items():
         cases.append(Case(f"user-id-{label}", AREA, _serve(_nothing, user=user), names="user"))
@@ -163,50 +167,94 @@ def _request_cases() -> list[Case]:
 def cases() -> list[Case]:
     found = [
         Case("known-user-ok", AREA, _serve(_nothing), expect="ok", check=_recommended_right),
-        Case("k-as-text-ok", AREA, _serve(_nothing, k=" 7 "), expect="ok", check=_recommended_right),
-        Case("unknown-user-fallback", AREA, _serve(_nothing, user="no-such-user", k=3),
-             expect="ok", check=_popular(3)),  # fmt: skip
-        Case("user-id-with-spaces-is-unknown", AREA,
-             _serve(_nothing, user=lambda e: f" {_first_user(e)} ", k=2), expect="ok",
-             check=_popular(2)),  # fmt: skip
+        Case(
+            "k-as-text-ok", AREA, _serve(_nothing, k=" 7 "), expect="ok", check=_recommended_right
+        ),
+        Case(
+            "unknown-user-fallback",
+            AREA,
+            _serve(_nothing, user="no-such-user", k=3),
+            expect="ok",
+            check=_popular(3),
+        ),  # fmt: skip
+        Case(
+            "user-id-with-spaces-is-unknown",
+            AREA,
+            _serve(_nothing, user=lambda e: f" {_first_user(e)} ", k=2),
+            expect="ok",
+            check=_popular(2),
+        ),  # fmt: skip
         Case("right-pin-ok", AREA, _with_pin(_pinned), expect="ok", check=_recommended_right),
         Case("wrong-pin", AREA, _with_pin(lambda e: "0" * 64), names="pinned"),
         Case("tampered-retriever", AREA, _serve(_flip("retriever.pt")), names="retriever.pt"),
         Case("tampered-users-vocab", AREA, _serve(_flip("vocab/users.txt")), names="users.txt"),
         Case("tampered-items-vocab", AREA, _serve(_flip("vocab/items.txt")), names="items.txt"),
-        Case("tampered-popular-fallback", AREA,
-             _serve(_flip("vocab/popular_items.txt"), user="nobody"), names="popular_items.txt"),  # fmt: skip
+        Case(
+            "tampered-popular-fallback",
+            AREA,
+            _serve(_flip("vocab/popular_items.txt"), user="nobody"),
+            names="popular_items.txt",
+        ),  # fmt: skip
         Case("missing-retriever", AREA, _serve(_remove("retriever.pt")), names="retriever.pt"),
         Case("missing-items-vocab", AREA, _serve(_remove("vocab/items.txt")), names="items.txt"),
         Case("missing-manifest", AREA, _serve(_remove("manifest.json")), names="manifest.json"),
         Case("truncated-manifest", AREA, _serve(_truncate_manifest), names="manifest.json"),
         Case("empty-manifest", AREA, _serve(_manifest_text(b"")), names="manifest.json"),
         Case("manifest-is-a-list", AREA, _serve(_manifest_text(b"[1, 2]")), names="manifest.json"),
-        Case("manifest-not-utf8", AREA, _serve(_manifest_text(b"\xff\xfe{}")), names="manifest.json"),
-        Case("manifest-without-files", AREA,
-             _serve(_edit_manifest(lambda m, e, t: m.pop("files"))), names="manifest.json"),  # fmt: skip
-        Case("absolute-path-in-manifest", AREA,
-             _serve(_edit_manifest(_vocab_points_to("users", "/etc/passwd"))),
-             names="leaves the export"),  # fmt: skip
-        Case("dotdot-path-in-manifest", AREA,
-             _serve(_edit_manifest(_vocab_points_to("users", "../outside.txt"))),
-             names="leaves the export"),  # fmt: skip
-        Case("nested-dotdot-path-in-manifest", AREA,
-             _serve(_edit_manifest(_vocab_points_to("items", "vocab/../../outside.txt"))),
-             names="leaves the export"),  # fmt: skip
+        Case(
+            "manifest-not-utf8", AREA, _serve(_manifest_text(b"\xff\xfe{}")), names="manifest.json"
+        ),
+        Case(
+            "manifest-without-files",
+            AREA,
+            _serve(_edit_manifest(lambda m, e, t: m.pop("files"))),
+            names="manifest.json",
+        ),  # fmt: skip
+        Case(
+            "absolute-path-in-manifest",
+            AREA,
+            _serve(_edit_manifest(_vocab_points_to("users", "/etc/passwd"))),
+            names="leaves the export",
+        ),  # fmt: skip
+        Case(
+            "dotdot-path-in-manifest",
+            AREA,
+            _serve(_edit_manifest(_vocab_points_to("users", "../outside.txt"))),
+            names="leaves the export",
+        ),  # fmt: skip
+        Case(
+            "nested-dotdot-path-in-manifest",
+            AREA,
+            _serve(_edit_manifest(_vocab_points_to("items", "vocab/../../outside.txt"))),
+            names="leaves the export",
+        ),  # fmt: skip
         Case("symlink-out-of-export", AREA, _serve(_symlink_out), names="symbolic link"),
-        Case("vocab-not-listed", AREA,
-             _serve(_edit_manifest(lambda m, e, t: m["files"].pop("vocab/users.txt"))),
-             names="not listed"),  # fmt: skip
-        Case("vocab-not-utf8-rehashed", AREA,
-             _serve(_edit_manifest(_rehash("vocab/users.txt", b"\xff\xfe\n")), user="u1"),
-             names="UTF-8"),  # fmt: skip
-        Case("artifact-failed-verification", AREA,
-             _serve(_edit_manifest(_unverify)), names="parity check"),  # fmt: skip
+        Case(
+            "vocab-not-listed",
+            AREA,
+            _serve(_edit_manifest(lambda m, e, t: m["files"].pop("vocab/users.txt"))),
+            names="not listed",
+        ),  # fmt: skip
+        Case(
+            "vocab-not-utf8-rehashed",
+            AREA,
+            _serve(_edit_manifest(_rehash("vocab/users.txt", b"\xff\xfe\n")), user="u1"),
+            names="UTF-8",
+        ),  # fmt: skip
+        Case(
+            "artifact-failed-verification",
+            AREA,
+            _serve(_edit_manifest(_unverify)),
+            names="parity check",
+        ),  # fmt: skip
         Case("unknown-artifact", AREA, _load("reranker"), names="reranker"),
         Case("format-not-exported", AREA, _load("retriever", "pt2"), names="pt2"),
-        Case("artifact-entry-without-files", AREA,
-             _load("retriever", damage=_edit_manifest(_drop_artifact_files)), names="retriever"),  # fmt: skip
+        Case(
+            "artifact-entry-without-files",
+            AREA,
+            _load("retriever", damage=_edit_manifest(_drop_artifact_files)),
+            names="retriever",
+        ),  # fmt: skip
     ]
     return found + _request_cases()
 

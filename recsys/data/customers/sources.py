@@ -17,7 +17,7 @@ from recsys.data.customers.log import EventLog, seconds_to_datetime
 from recsys.data.ingest.log_table import read_log
 from recsys.data.ingest.readers import read_delimited, to_int
 from recsys.data.sources.movielens import AGE_BUCKETS, RATING_COLUMNS, MovieLens100K
-from recsys.errors import DataError
+from recsys.errors import ConfigError, DataError
 
 
 @dataclass
@@ -26,7 +26,7 @@ class CustomerLogFile:
     value to the file's columns. Rows with a missing id or an unreadable value raise an error
     naming the row (the generic reader's rules, docs/data.md)."""
 
-    path: str
+    path: str | None = None
     columns: dict = field(default_factory=lambda: {"customer": "customer", "item": "item",
                                                    "timestamp": "timestamp", "value": None})  # fmt: skip
     format: str | None = None  # noqa: A003 - the config key users write
@@ -34,6 +34,10 @@ class CustomerLogFile:
     timestamp_format: str | None = None
 
     def __call__(self) -> EventLog:
+        if self.path is None:
+            raise ConfigError(
+                "data.source.path: required, the event log (set data.source.path=events.csv)"
+            )
         name = str(self.path)
         if self.columns.get("timestamp") is None:
             raise DataError(
