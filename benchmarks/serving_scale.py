@@ -155,7 +155,9 @@ def catalogue(num_items: int, dim: int, args) -> dict:
     torch.set_num_threads(args.build_threads)
     exact = exact_search(items)
     truth = torch.cat([exact(part, 100) for part in users.split(64)])  # (64, I) scores at a time
-    print(f"{num_items} items x {dim}: towers and exact top-100 in {time.perf_counter() - started:.1f} s")
+    print(
+        f"{num_items} items x {dim}: towers and exact top-100 in {time.perf_counter() - started:.1f} s"
+    )
     rows = [measure("exact (torch matmul + topk)", exact, queries, truth, args,
                     {"method": "exact_torch", "params": {}, "build_s": 0.0,
                      "index_bytes": items.numel() * 4})]  # fmt: skip
@@ -167,9 +169,16 @@ def catalogue(num_items: int, dim: int, args) -> dict:
         size = int(faiss.serialize_index(index).nbytes)
         for params in configs:
             set_search_params(index, kind, params)
-            shown = {k: v for k, v in params.items() if k not in ("kind", "metric", "num_items", "dim")}
+            shown = {
+                k: v for k, v in params.items() if k not in ("kind", "metric", "num_items", "dim")
+            }
             label = f"{kind} {' '.join(f'{k}={v}' for k, v in shown.items())}"
-            row = {"method": kind, "params": shown, "build_s": round(build_s, 2), "index_bytes": size}
+            row = {
+                "method": kind,
+                "params": shown,
+                "build_s": round(build_s, 2),
+                "index_bytes": size,
+            }
             rows.append(measure(label, faiss_search(index), queries, truth, args, row))
         del index
     return {"num_items": num_items, "dim": dim, "seconds": round(time.perf_counter() - started, 1),

@@ -90,13 +90,20 @@ def main() -> None:
         "what": "one training epoch, default synthetic MF (conf/train.yaml), CPU, validation off",
         "train_rows": rows,
         "auto": {"threads": auto, "why": why, "rule_without_env": auto_threads(available_cores())},
-        "machine": {"cpu": platform.processor() or platform.machine(), "cpu_count": os.cpu_count(),
-                    "load_avg_1m": os.getloadavg()[0]},  # fmt: skip
+        "machine": {
+            "cpu": platform.processor() or platform.machine(),
+            "cpu_count": os.cpu_count(),
+            "load_avg_1m": os.getloadavg()[0],
+        },  # fmt: skip
         "busy_neighbours": args.busy,
         "torch": torch.__version__,
         "settings": {
-            name: {"threads": settings[name], "epoch_s": statistics.median(s),
-                   "rows_per_s": rows / statistics.median(s), "epochs_timed": len(s)}  # fmt: skip
+            name: {
+                "threads": settings[name],
+                "epoch_s": statistics.median(s),
+                "rows_per_s": rows / statistics.median(s),
+                "epochs_timed": len(s),
+            }  # fmt: skip
             for name, s in seconds.items()
         },
     }
