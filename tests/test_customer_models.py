@@ -98,3 +98,24 @@ def test_ml100k_churn_is_at_least_the_logistic_regression_of_the_same_run(tmp_pa
     assert metrics["test/auc"] >= metrics["logreg/test/auc"]
     assert metrics["test/log_loss"] <= metrics["logreg/test/log_loss"]
     assert (tmp_path / "run" / "customer_lift.png").stat().st_size > 1000
+
+
+@pytest.mark.slow
+def test_a_retrieval_runs_user_vectors_become_features(tmp_path):
+    require_data("ml-100k", "u.data", "u.user")
+    train(
+        compose_config(["experiment=ml100k_mf", "trainer.max_epochs=1", "~logger"], tmp_path / "mf")
+    )
+    out = tmp_path / "churn"
+    overrides = [
+        "experiment=ml100k_churn",
+        f"data.user_embedding.run_dir={tmp_path / 'mf'}",
+        "~logger",
+    ]
+    train(compose_config(overrides, out))
+    report = json.loads((out / "data_report.json").read_text())["user_embedding"]
+    encoder = json.loads((out / "customer_model.json").read_text())["encoder"]
+    assert report["users"] == 943 and len(encoder["raw"]) == report["dim"]
+    assert "has_embedding" in encoder["numeric"]
+    frame, _ = score_customers(str(out))
+    assert frame["has_embedding"].eq(1.0).all() and f"emb_{report['dim'] - 1}" in frame

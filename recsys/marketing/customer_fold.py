@@ -76,7 +76,7 @@ def fit_fold(
     train, valid, test = (dm.splits[k] for k in ("train", "valid", "test"))
     cards = list(encoder.cardinalities.values())
     net = hydra.utils.instantiate(
-        cfg.model.net, num_numeric=len(encoder.numeric), cardinalities=cards
+        cfg.model.net, num_numeric=len(encoder.columns), cardinalities=cards
     )
     # The analyst's regression first: the yardstick, and (start_from_baseline) the network's start.
     baseline, choice = fit_predict_baseline(dm.splits, cards, binary)

@@ -33,7 +33,7 @@ def customer_model(run: RunDir) -> tuple[dict, CustomerNet]:
         )
     encoder = FeatureEncoder(**state["encoder"])
     kwargs = {k: v for k, v in state["net"].items() if not k.startswith("_")}
-    net = CustomerNet(len(encoder.numeric), list(encoder.cardinalities.values()), **kwargs)
+    net = CustomerNet(len(encoder.columns), list(encoder.cardinalities.values()), **kwargs)
     weights = read_torch_file(run.path(WEIGHTS_FILE), "customer model weights")
     net.load_state_dict(weights)
     return state, net.eval()
@@ -47,7 +47,7 @@ def score_customers(run_dir: str, as_of: str | None = None) -> tuple[pd.DataFram
     cfg = run.config()
     state, net = customer_model(run)
     datamodule: CustomerDataModule = hydra.utils.instantiate(cfg.data)
-    datamodule.log = datamodule.source()
+    datamodule.read_log()
     end = datamodule.log.end
     when = end if as_of is None else pd.Timestamp(as_of)
     if not datamodule.log.start < when <= end:

@@ -67,6 +67,7 @@ class CustomerDataModule(pl.LightningDataModule):
         backtest: int = 3,
         active_within_days: float | None = None,
         train_stride_days: float | None = None,
+        user_embedding: Callable[[], pd.DataFrame | None] | None = None,
         batch_size: int = 512,
         seed: int = 0,
     ) -> None:
@@ -78,6 +79,8 @@ class CustomerDataModule(pl.LightningDataModule):
             active_within_days,
         )
         self.train_stride_days, self.batch_size, self.seed = train_stride_days, batch_size, seed
+        self.user_embedding = user_embedding
+        self.embeddings: pd.DataFrame | None = None
         self.log: EventLog | None = None
         self.tables: dict[pd.Timestamp, pd.DataFrame] = {}
         self.splits: dict[str, Split] = {}
@@ -85,7 +88,7 @@ class CustomerDataModule(pl.LightningDataModule):
     def load(self) -> EventLog:
         """Read the log, place the cut-offs, build every cut-off's table (once)."""
         if self.log is None:
-            self.log = self.source()
+            self.read_log()
             self.cutoffs = cutoffs = rolling_cutoffs(
                 self.log.start, self.log.end, self.window_days, self.num_cutoffs,
                 self.last_cutoff, self.log.name,
@@ -97,18 +100,33 @@ class CustomerDataModule(pl.LightningDataModule):
             self.tables = {c: self.table_at(c) for c in sorted(dates)}
         return self.log
 
+    def read_log(self) -> EventLog:
+        """The event log and, where configured, the user vectors joined to every table."""
+        self.log = self.source()
+        self.embeddings = self.user_embedding() if self.user_embedding is not None else None
+        return self.log
+
     def table_at(self, cutoff: pd.Timestamp, labels: bool = True) -> pd.DataFrame:
         """The customers at `cutoff` (those active within `active_within_days`, where set)."""
         table = customer_table(self.log, cutoff, self.window_days, labels)
         if self.active_within_days is not None:
             table = table[table["days_since_last"] <= self.active_within_days]
+        if self.embeddings is not None:
+            found = table.index.isin(self.embeddings.index)
+            table = table.join(self.embeddings).fillna({c: 0.0 for c in self.embeddings.columns})
+            table["has_embedding"] = found.astype(float)
         if table.empty:
             raise DataError(f"{self.log.name}: no customers at cut-off {cutoff}")
         return table
 
     @property
     def numeric(self) -> list[str]:
-        return numeric_features(self.log.has_value)
+        flag = [] if self.embeddings is None else ["has_embedding"]
+        return numeric_features(self.log.has_value) + flag
+
+    @property
+    def raw(self) -> list[str]:
+        return [] if self.embeddings is None else list(self.embeddings.columns)
 
     @property
     def categorical(self) -> list[str]:
@@ -117,7 +135,7 @@ class CustomerDataModule(pl.LightningDataModule):
     def prepare_fold(self, fold: Fold, target: str) -> FeatureEncoder:
         """Tensors of the fold's train / valid / test rows; the encoder is fitted on train only."""
         train = pd.concat([self.tables[c] for c in fold.train])
-        encoder = FeatureEncoder.fit(train, self.numeric, self.categorical)
+        encoder = FeatureEncoder.fit(train, self.numeric, self.categorical, self.raw)
         for name, table in (
             ("train", train),
             ("valid", self.tables[fold.valid]),
@@ -142,6 +160,13 @@ class CustomerDataModule(pl.LightningDataModule):
             "window_days": self.window_days,
             "active_within_days": self.active_within_days,
             "train_stride_days": self.train_stride_days,
+            "user_embedding": None
+            if self.embeddings is None
+            else {
+                "source": str(getattr(self.user_embedding, "run_dir", self.user_embedding)),
+                "dim": len(self.embeddings.columns),
+                "users": len(self.embeddings),
+            },
             "cutoffs": per_cutoff,
             "folds": [
                 {"train": [str(c) for c in f.train], "valid": str(f.valid), "test": str(f.test)}
