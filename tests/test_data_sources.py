@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from omegaconf import OmegaConf
 
 from recsys.data.datamodule import build_datamodule
 from recsys.data.sources import download, movielens, movielens1m
@@ -156,6 +157,7 @@ PRESETS_ON_DISK = {
     "beauty": "train",
     "gowalla": "train",
     "ml1m_random": "train",
+    "customers_ml100k": "source.data_dir",
 }
 
 
@@ -164,10 +166,11 @@ def test_every_preset_reading_files_looks_in_recsys_data_dir(preset, tmp_path, m
     """A preset of a public data set finds its files under RECSYS_DATA_DIR; new presets too."""
     monkeypatch.setenv("RECSYS_DATA_DIR", str(tmp_path / "local"))
     data = compose_config([f"data={preset}"], tmp_path / "run").data
-    if preset in ("synthetic", "interactions"):
+    if preset in ("synthetic", "interactions", "customers_synthetic", "customers_file"):
         return  # generated, or the user's own files: nothing to look up
     assert preset in PRESETS_ON_DISK, f"conf/data/{preset}.yaml: which key reads RECSYS_DATA_DIR?"
-    assert str(data[PRESETS_ON_DISK[preset]]).startswith(str(tmp_path / "local"))
+    key = OmegaConf.select(data, PRESETS_ON_DISK[preset])
+    assert str(key).startswith(str(tmp_path / "local"))
 
 
 def test_ml100k_is_read_from_recsys_data_dir_without_downloading(tmp_path, monkeypatch):
