@@ -32,6 +32,7 @@ from recsys.resume import restore_run_config
 from recsys.run_dir import SPLITS, RunDir
 from recsys.run_guard import RunGuard
 from recsys.run_identity import RunIdentity, check_resume, run_identity
+from recsys.tracking.mlflow_run import log_run
 
 log = logging.getLogger(__name__)
 
@@ -211,6 +212,7 @@ def _train_into(run: RunDir, cfg: DictConfig, guard: RunGuard) -> tuple[dict, di
         lg.log_metrics({k: v for k, v in metrics.items() if "/" in k}, step=trainer.global_step)
     run.write_json("metrics.json", metrics)
     run.write_per_user_metrics(module.per_user_results, data.user_ids)
+    log_run(trainer.loggers, run, cfg, metrics)  # MLflow: config, final metrics, files
     log.info("test metrics: %s", json.dumps({k: round(v, 4) for k, v in metrics.items()}))
     log.info("run directory: %s", run.root)
     return metrics, objects

@@ -14,7 +14,8 @@ os.environ.setdefault("PROJECT_ROOT", str(ROOT))
 def main(cfg: DictConfig) -> None:
     from recsys.cli import run_or_explain
     from recsys.config import check_config
-    from recsys.serving.exporter import export_from_config
+    from recsys.serving.exporter import export_from_config, export_run_dir
+    from recsys.tracking.mlflow_run import log_export
 
     run_or_explain(check_config, cfg, "export")  # unknown keys, types, ranges: one line
     out_dir, manifest = run_or_explain(export_from_config, cfg)
@@ -32,6 +33,8 @@ def main(cfg: DictConfig) -> None:
             f"models; not started here, serve with: {manifest['triton']['run']})"
         )
     print(f"export: {out_dir}")
+    if tracked := log_export(export_run_dir(cfg), out_dir):  # a run trained with logger=mlflow
+        print(f"logged to MLflow run {tracked} (artifact path export/)")
     print(
         f"manifest sha256: {manifest['sha256']}  (pin it in the serving config: "
         "scripts/recommend.py --manifest-sha256, or RECSYS_MANIFEST_SHA256)"

@@ -16,6 +16,7 @@ from recsys.config.rules import BY_PATH, BY_TARGET, ENTRY_PATHS, path_rule
 from recsys.config.shape import Shape, config_shape
 from recsys.config.targets import SPECIAL, accepted, annotations, type_name, type_ok
 from recsys.errors import ConfigError
+from recsys.tracking import missing_tracking_packages
 
 # Mappings the code takes off a target's config and hands to another target, with what it passes itself.
 CONSUMED = {"data": {"loader": "recsys.data.datamodule.InteractionDataModule"}}
@@ -194,7 +195,8 @@ def _selected_loss_needs_negatives(tree: dict) -> bool:
 
 
 def cross_problems(tree: dict) -> list[str]:
-    """Rules between keys: the loss named must exist; a pairwise loss needs sampled negatives."""
+    """Rules between keys: the loss named must exist; a pairwise loss needs sampled negatives; a
+    tracker needs its package."""
     model = tree.get("model") if isinstance(tree.get("model"), dict) else {}
     found = []
     for prefix, node in (("model", model), ("model.base", model.get("base"))):
@@ -208,7 +210,7 @@ def cross_problems(tree: dict) -> list[str]:
     if loader.get("num_negatives") == 0 and _selected_loss_needs_negatives(tree):
         found.append(f"data.loader.num_negatives=0: model.loss={model['loss']} compares each "
                      "positive with sampled negatives, so it must be an integer >= 1")  # fmt: skip
-    return found
+    return found + missing_tracking_packages(tree)
 
 
 def config_problems(cfg: DictConfig, entry: str = "train") -> list[str]:

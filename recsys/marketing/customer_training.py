@@ -27,6 +27,7 @@ from recsys.marketing.customer_scoring import MODEL_FILE, WEIGHTS_FILE
 from recsys.models.customer import TARGETS
 from recsys.reports.customer import write_binary_figures, write_value_deciles
 from recsys.run_dir import RunDir
+from recsys.tracking.mlflow_run import log_run
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +68,7 @@ def train_customers(run: RunDir, cfg: DictConfig, guard) -> tuple[dict[str, floa
         logger.log_metrics({k: v for k, v in metrics.items() if "/" in k and "backtest" not in k})
     run.write_json("metrics.json", metrics)
     write_atomic(run.path("backtest.csv"), pd.DataFrame(rows).to_csv(index=False).encode())
+    log_run(main.loggers, run, cfg, metrics)  # MLflow: config, final metrics, files
     shown = {k: round(v, 4) for k, v in metrics.items() if not k.startswith("backtest")}
     log.info("test metrics: %s", json.dumps(shown))
     log.info("run directory: %s", run.root)

@@ -201,13 +201,20 @@ def _verify_and_publish(manifest: dict, cases, staging: Path, out_dir: Path, ato
     )
 
 
+def export_run_dir(cfg: DictConfig) -> Path:
+    """The run an export config names: run_dir, or the run directory holding ckpt_path."""
+    if cfg.get("run_dir"):
+        return Path(cfg.run_dir).absolute()
+    return Path(cfg.ckpt_path).absolute().resolve().parents[1]
+
+
 def export_from_config(cfg: DictConfig) -> tuple[Path, dict]:
     """The `scripts/export.py` entry: resolve the run and checkpoint, export, return (dir, manifest)."""
     if not cfg.get("run_dir") and not cfg.get("ckpt_path"):
         raise ExportError("say what to export: run_dir=<run directory> or ckpt_path=<file.ckpt>")
     # Every path is the user's, relative to where they stand: resolved here, once.
     ckpt = Path(cfg.ckpt_path).absolute() if cfg.get("ckpt_path") else None
-    run_dir = Path(cfg.run_dir).absolute() if cfg.get("run_dir") else ckpt.resolve().parents[1]
+    run_dir = export_run_dir(cfg)
     if ckpt is not None and not ckpt.is_file():
         raise ExportError(f"{ckpt}: checkpoint not found")
     if not run_dir.is_dir():
