@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from recsys.models.cross_rank import candidate_batch, distributed
 from recsys.models.softmax_xent import check_logq_mode, shared_candidate_xent
 from recsys.perf.scratch import ScratchBuffer
 
@@ -185,6 +186,9 @@ class InBatchSoftmaxLoss(RetrievalLoss):
     temperature: divides the dot products; keep 1.0 when the scorer applies its own (learned) one,
         as `TwoTower` does by scaling the user embedding.
     streaming_alpha: learning rate of the streamed estimates (gap and copies per batch).
+    cross_rank: under DDP the candidates are the global batch of all ranks, gathered with their
+        gradient (recsys/models/cross_rank.py): B and B*N above become global counts, the streamed
+        estimates see the global batch, hits are masked across it. No-op without DDP.
     After each call `parts` holds detached tensors (logsumexp, positive logit, hits per row) to log.
     """
 
@@ -195,9 +199,10 @@ class InBatchSoftmaxLoss(RetrievalLoss):
         remove_accidental_hits: bool = True,
         mixed_negatives: bool = True,
         streaming_alpha: float = 0.01,
+        cross_rank: bool = False,
     ):
         super().__init__()
-        self.temperature = temperature
+        self.temperature, self.cross_rank = temperature, cross_rank
         self.logq_correction = check_logq_mode("InBatchSoftmaxLoss", logq_correction)
         self.remove_accidental_hits, self.mixed_negatives = remove_accidental_hits, mixed_negatives
         self.streaming_alpha = streaming_alpha
@@ -259,27 +264,23 @@ class InBatchSoftmaxLoss(RetrievalLoss):
         pos_items: Tensor,
         neg_items: Tensor,
     ) -> Tensor:
-        b = user.shape[0]
-        candidates, cand_items = positive, pos_items  # (C, D), (C,)
-        n_mixed = neg_items.numel() if self.mixed_negatives else 0
-        if n_mixed > 0:
-            candidates = torch.cat([positive, negatives.reshape(-1, negatives.shape[-1])])
-            cand_items = torch.cat([pos_items, neg_items.reshape(-1)])
+        mixed = self.mixed_negatives and neg_items.numel() > 0
+        batch = candidate_batch(
+            positive,
+            negatives.reshape(-1, positive.shape[-1]) if mixed else positive[:0],
+            pos_items,
+            neg_items.reshape(-1) if mixed else pos_items[:0],
+            self.cross_rank and distributed(),
+        )  # (C, D) and (C,): this rank's batch, or the global one
         if self.temperature != 1.0:
             user = user / self.temperature  # (B, D): cheaper than dividing (B, C) logits
-        bias = self._log_q_bias(cand_items, b, n_mixed)  # (C,) or None, no gradient
+        bias = self._log_q_bias(batch.cand_items, batch.rows, batch.mixed)  # (C,) or None
         # Fused: the (B, C) logits are masked, softmaxed and turned into gradients in the forward.
-        loss, parts = shared_candidate_xent(
-            user,
-            candidates,
-            bias,
-            pos_items,
-            cand_items,
-            self.remove_accidental_hits,
-            self._scratch,
-        )
+        loss, parts = shared_candidate_xent(user, batch.candidates, bias, pos_items, batch.cand_items,
+                                            self.remove_accidental_hits, self._scratch,
+                                            batch.offset)  # fmt: skip
         self.parts = parts
-        return loss
+        return loss if batch.weight == 1.0 else loss * batch.weight
 
     def _log_q_bias(self, cand_items: Tensor, batch_size: int, n_mixed: int) -> Tensor | None:
         """-log Q_j of each candidate (C,), or None without correction (see the class docstring)."""

@@ -52,9 +52,11 @@ def biased_logits(
     return logits if bias is None else logits + bias
 
 
-def accidental_hit_pairs(pos_items: Tensor, cand_items: Tensor) -> tuple[Tensor, Tensor]:
+def accidental_hit_pairs(
+    pos_items: Tensor, cand_items: Tensor, offset: int = 0
+) -> tuple[Tensor, Tensor]:
     """(rows, cols) of every candidate `cols` equal to row `rows`'s positive item, the row's own
-    target column (col == row) excluded.
+    target column (col == row + offset) excluded.
 
     From a sort of the candidates, not a (B, C) comparison: a batch holds few repeats, so this is a
     few small ops instead of passes over B * C elements. The pair count is data-dependent (a host
@@ -68,47 +70,57 @@ def accidental_hit_pairs(pos_items: Tensor, cand_items: Tensor) -> tuple[Tensor,
     # Pair k of row i is sorted candidate lo_i + (k - pairs before row i).
     shift = torch.repeat_interleave(lo - (counts.cumsum(0) - counts), counts)
     cols = order[shift + torch.arange(rows.numel(), device=rows.device)]
-    keep = cols != rows
+    keep = cols != rows + offset
     return rows[keep], cols[keep]
 
 
-def accidental_hit_mask(pos_items: Tensor, cand_items: Tensor) -> Tensor:
-    """(B, C) bool: candidate j equals row i's positive item and j != i (no host sync)."""
+def accidental_hit_mask(pos_items: Tensor, cand_items: Tensor, offset: int = 0) -> Tensor:
+    """(B, C) bool: candidate j equals row i's positive item and j != i + offset (no host sync)."""
     b = pos_items.shape[0]
     hit = pos_items[:, None] == cand_items[None, :]
-    hit[:, :b].diagonal().fill_(False)  # not fill_diagonal_: compile refuses its as_strided view
+    # not fill_diagonal_: compile refuses its as_strided view
+    hit[:, offset : offset + b].diagonal().fill_(False)
     return hit
 
 
 def mask_accidental_hits_(
-    logits: Tensor, pos_items: Tensor, cand_items: Tensor, from_sort: bool | None = None
+    logits: Tensor,
+    pos_items: Tensor,
+    cand_items: Tensor,
+    from_sort: bool | None = None,
+    offset: int = 0,
 ) -> Tensor:
     """Set accidental-hit logits to -inf in place; returns the number of hits (0-d tensor).
 
     from_sort: find the hits with `accidental_hit_pairs` (default on CPU) or the dense mask.
+    offset: row i's target is column i + offset.
     """
     if from_sort is None:
         from_sort = logits.device.type == "cpu"
     if from_sort:
-        rows, cols = accidental_hit_pairs(pos_items, cand_items)
+        rows, cols = accidental_hit_pairs(pos_items, cand_items, offset)
         logits.index_put_((rows, cols), torch.tensor(-math.inf, dtype=logits.dtype))
         return torch.tensor(float(rows.numel()))
-    hit = accidental_hit_mask(pos_items, cand_items)
+    hit = accidental_hit_mask(pos_items, cand_items, offset)
     logits.masked_fill_(hit, -math.inf)
     return torch.count_nonzero(hit).float()
 
 
 class _SharedCandidateXent(torch.autograd.Function):
-    """Mean cross-entropy of row i against column i; dL/dU and dL/dV computed in the forward."""
+    """Mean cross-entropy of row i against column i + offset; dL/dU and dL/dV computed in the
+    forward."""
 
     @staticmethod
-    def forward(ctx, user, candidates, bias, pos_items, cand_items, mask_hits, need_grad, scratch):
+    def forward(
+        ctx, user, candidates, bias, pos_items, cand_items, mask_hits, need_grad, scratch, offset
+    ):
         b = user.shape[0]
         logits = biased_logits(user, candidates, bias, scratch[0])  # (B, C) float32
         hits = logits.new_zeros(())
         if mask_hits:
-            hits = mask_accidental_hits_(logits, pos_items, cand_items).to(logits.device)
-        positive = logits[:, :b].diagonal().clone()  # (B,) target logits
+            hits = mask_accidental_hits_(logits, pos_items, cand_items, offset=offset)
+            hits = hits.to(logits.device)
+        positive = logits[:, offset : offset + b].diagonal().clone()  # (B,) target logits
         top = logits.amax(1)  # (B,)
         probs = torch.softmax(
             logits, 1, out=scratch[1].take(logits.shape, logits.dtype, logits.device)
@@ -122,7 +134,8 @@ class _SharedCandidateXent(torch.autograd.Function):
         loss = per_row.mean()
         stats = (logsumexp.mean(), positive.mean(), hits / b)
         if need_grad:
-            probs[:, :b].diagonal().sub_(1.0)  # (B, C) softmax - onehot = B * dL/dlogits
+            # (B, C) softmax - onehot = B * dL/dlogits
+            probs[:, offset : offset + b].diagonal().sub_(1.0)
             grad_user = (probs @ candidates.to(probs.dtype)).mul_(1.0 / b)  # (B, D)
             grad_candidates = (probs.T @ user.to(probs.dtype)).mul_(1.0 / b)  # (C, D)
             ctx.save_for_backward(grad_user, grad_candidates)
@@ -136,7 +149,7 @@ class _SharedCandidateXent(torch.autograd.Function):
         grad_user, grad_candidates = ctx.saved_tensors
         user_dtype, cand_dtype = ctx.dtypes
         return ((grad_user * grad_loss).to(user_dtype), (grad_candidates * grad_loss).to(cand_dtype),
-                None, None, None, None, None, None)  # fmt: skip
+                None, None, None, None, None, None, None)  # fmt: skip
 
 
 def shared_candidate_xent(
@@ -147,13 +160,16 @@ def shared_candidate_xent(
     cand_items: Tensor,
     mask_hits: bool,
     scratch: tuple[ScratchBuffer, ScratchBuffer] | None = None,
+    target_offset: int = 0,
 ) -> tuple[Tensor, dict[str, Tensor]]:
-    """Mean over rows of -log softmax(user_i . candidates + bias)_i: row i's target is column i.
+    """Mean over rows of -log softmax(user_i . candidates + bias)_{i + target_offset}.
 
-    user (B, D), candidates (C >= B, D), bias (C,) or None without gradient, pos_items (B,) and
-    cand_items (C,) the item ids (for `mask_hits`). Returns the loss and detached parts to log:
-    mean logsumexp, mean target logit, accidental hits per row. `scratch`: two buffers for the
-    (B, C) logits and softmax, kept by the caller between steps (fresh ones otherwise).
+    user (B, D), candidates (C >= target_offset + B, D), bias (C,) or None without gradient,
+    pos_items (B,) and cand_items (C,) the item ids (for `mask_hits`). Returns the loss and
+    detached parts to log: mean logsumexp, mean target logit, accidental hits per row. `scratch`:
+    two buffers for the (B, C) logits and softmax, kept by the caller between steps (fresh ones
+    otherwise). `target_offset`: where this batch's positives start among the candidates (under
+    cross-rank negatives, the rows of the ranks before this one; recsys/models/cross_rank.py).
     """
     need_grad = torch.is_grad_enabled() and (user.requires_grad or candidates.requires_grad)
     loss, logsumexp, positive, hits = _SharedCandidateXent.apply(
@@ -165,6 +181,7 @@ def shared_candidate_xent(
         mask_hits,
         need_grad,
         scratch or (ScratchBuffer(), ScratchBuffer()),
+        target_offset,
     )
     parts = {"loss_logsumexp": logsumexp, "loss_positive_logit": positive,
              "accidental_hits_per_row": hits}  # fmt: skip
